@@ -1,0 +1,118 @@
+"""Command line: ``adaptive-lora {run,params,allocate,sweep,report}``. Bad input -> one line on stderr, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import UserError
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--data", default="alpaca", help="alpaca | gsm8k | path/to/file.jsonl")
+    p.add_argument("--eval-data", default=None, help="held-out JSONL for a custom --data file")
+    p.add_argument("--split", default="default", help="default (pool / 500 held out) | prior (train[:100] / [100:120])")
+    p.add_argument("--strategy", default="uniform")
+    p.add_argument("--budget", default="r8", help="rN (uniform rank N equivalent) or a count like 1.5M")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-examples", type=int, default=1000)
+    p.add_argument("--eval-examples", type=int, default=None)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--scaling", default="constant", help="constant (alpha=2r) | rslora | fixed-alpha")
+    p.add_argument("--precision", default="auto", help="auto | bf16 (autocast, bf16 base) | fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (cache in .cache/)")
+    p.add_argument("--rank-map", dest="rank_map_file", default=None, help="JSON rank map to use as is")
+    p.add_argument("--experiment", default="default")
+
+
+def cmd_run(a) -> int:
+    from .config import RunConfig
+    from .run import execute
+
+    keys = ("model", "data", "eval_data", "split", "strategy", "budget", "seed", "train_examples", "eval_examples",
+            "epochs", "batch_size", "lr", "max_length", "scaling", "precision", "compile", "rank_map_file",
+            "experiment")
+    cfg = RunConfig(**{k: getattr(a, k) for k in keys})
+    path, result = execute(cfg, allow_dirty=a.allow_dirty, force=a.force)
+    if result is None:
+        print(f"exists, skipped: {path}")
+        return 0
+    print(f"eval_loss {result['eval_loss']:.4f} (ppl {result['eval_ppl']:.2f}; base {result['base_eval_loss']:.4f})"
+          f"  trainable {result['trainable_params']:,}  {result['tokens_per_second']:.0f} tok/s")
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_params(a) -> int:
+    from .models import model_spec
+
+    spec = model_spec(a.model)
+    targets = [t for t in a.targets.split(",") if t] if a.targets else None
+    sel = spec.select(targets) if targets else spec
+    if not sel.modules:
+        raise UserError(f"targets {a.targets} match no module of {a.model}; kinds: {', '.join(spec.kinds)}")
+    n = sel.uniform_count(a.rank)
+    out = {"model": a.model, "targets": targets or "all", "rank": a.rank, "modules": len(sel.modules),
+           "kinds": sel.kinds, "trainable_params": n}
+    print(json.dumps(out) if a.json else f"{a.model}: {len(sel.modules)} modules ({', '.join(sel.kinds)}) "
+                                         f"at r={a.rank}: {n:,} trainable parameters")
+    return 0
+
+
+def cmd_allocate(a) -> int:
+    from .allocate_tool import allocate_cmd
+
+    return allocate_cmd(a)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="adaptive-lora", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="train + evaluate one budget-matched LoRA run")
+    _add_run_args(p)
+    p.add_argument("--allow-dirty", action="store_true", help="write into results/ even from a dirty git tree")
+    p.add_argument("--force", action="store_true", help="re-run even if the result file exists")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("params", help="LoRA trainable-parameter count of a uniform rank on given targets")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--targets", default=None, help="comma-separated module suffixes (PEFT list semantics)")
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_params)
+    p = sub.add_parser("allocate", help="write a PEFT adapter_config.json for a strategy at a budget")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--strategy", default="uniform")
+    p.add_argument("--budget", default="r8")
+    p.add_argument("--data", default="alpaca", help="calibration data for data-driven strategies")
+    p.add_argument("--scaling", default="constant")
+    p.add_argument("--min-rank", type=int, default=0)
+    p.add_argument("--max-rank", type=int, default=None)
+    p.add_argument("--out", default=None, help="folder for adapter_config.json and rank_map.json")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_allocate)
+    try:
+        from .sweep import add_sweep_parsers
+        add_sweep_parsers(sub)
+    except ImportError:
+        pass
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

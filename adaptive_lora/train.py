@@ -1,0 +1,126 @@
+"""Training and evaluation loops (plain PyTorch; no Trainer, so AdaLoRA's per-step hook and the loss are ours).
+
+Speed on a CPU (see benchmarks/): base weights in bf16 with autocast (LoRA weights stay fp32, PEFT's
+``autocast_adapter_dtype``), length-grouped batches, and the LM head + cross-entropy evaluated only at positions that
+carry a label (the head is 576 x 49152 for SmolLM2: on all positions it would be the largest matmul of the step).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import IGNORE, Example, collate, length_grouped_batches
+
+
+def autocast(precision: str):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _parts(model):
+    """(backbone, lm_head) of a causal LM, through a PEFT wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(base, base.base_model_prefix), base.get_output_embeddings()
+
+
+def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled positions, and their count.
+
+    selected=True runs the backbone, then the LM head only on the N positions whose next token has a label:
+    hidden (B, T, H) -> (N, H) -> logits (N, V). selected=False is the plain reference (full logits (B, T, V)).
+    Both compute the same quantity.
+    """
+    labels = batch["labels"][:, 1:]
+    sel = labels != IGNORE
+    n = int(sel.sum())
+    if selected:
+        backbone, head = _parts(model)
+        h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = head(h[:, :-1][sel])
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][sel]
+    return F.cross_entropy(logits.float(), labels[sel], reduction="sum"), n
+
+
+@torch.no_grad()
+def evaluate(model, examples: list[Example], pad_id: int, precision: str = "bf16", batch_size: int = 16,
+             selected: bool = True, desc: str = "eval") -> dict:
+    """Token-weighted mean cross-entropy over response tokens (+EOS); ppl = exp(loss). Plain CE: no penalties."""
+    was_training = model.training
+    model.eval()
+    total, count, t0 = 0.0, 0, time.perf_counter()
+    batches = length_grouped_batches(examples, batch_size, seed=0, shuffle=False, group=10**9)
+    for idx in tqdm(batches, desc=desc, leave=False, mininterval=2):
+        batch = collate([examples[i] for i in idx], pad_id)
+        with autocast(precision):
+            s, n = loss_sum(model, batch, selected)
+        total += float(s)
+        count += n
+    model.train(was_training)
+    loss = total / count
+    return {"loss": loss, "ppl": math.exp(loss), "tokens": count, "seconds": time.perf_counter() - t0}
+
+
+def cosine_schedule(optimizer, warmup: int, total: int):
+    """Linear warm-up to the peak lr over ``warmup`` steps, then cosine decay to 0 at ``total`` (HF's schedule)."""
+    def f(step):
+        if step < warmup:
+            return (step + 1) / max(1, warmup)  # step 0 trains at lr/warmup, not 0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+
+def train(model, examples: list[Example], pad_id: int, *, seed: int, epochs: float, batch_size: int, lr: float,
+          weight_decay: float, warmup_ratio: float, max_grad_norm: float, precision: str,
+          step_hook=None, loss_fn=None, progress: bool = True) -> dict:
+    """AdamW + cosine schedule over length-grouped batches. ``step_hook(step)`` runs after every optimizer step
+    (AdaLoRA's update_and_allocate). ``loss_fn(model, batch) -> (loss_sum, n)`` overrides the loss.
+
+    Returns the per-step training-loss curve and throughput counters.
+    """
+    loss_fn = loss_fn or loss_sum
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    per_epoch = math.ceil(len(examples) / batch_size)
+    total_steps = max(1, math.ceil(per_epoch * epochs))
+    sched = cosine_schedule(opt, math.ceil(warmup_ratio * total_steps), total_steps)
+    model.train()
+    curve, real_tokens, label_tokens, step = [], 0, 0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=total_steps, desc="train", disable=not progress, mininterval=2)
+    epoch = 0
+    while step < total_steps:
+        for idx in length_grouped_batches(examples, batch_size, seed=seed * 1000 + epoch):
+            if step >= total_steps:
+                break
+            batch = collate([examples[i] for i in idx], pad_id)
+            with autocast(precision):
+                s, n = loss_fn(model, batch)
+            loss = s / n
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            if step_hook is not None:
+                step_hook(step)
+            step += 1
+            real_tokens += int(batch["attention_mask"].sum())
+            label_tokens += n
+            curve.append(round(loss.item(), 5))
+            elapsed = time.perf_counter() - t0
+            bar.set_postfix(loss=f"{curve[-1]:.3f}", tok_s=f"{real_tokens / elapsed:.0f}", refresh=False)
+            bar.update(1)
+        epoch += 1
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {"train_loss_curve": curve, "train_seconds": seconds, "optimizer_steps": total_steps,
+            "train_tokens": real_tokens, "train_label_tokens": label_tokens,
+            "tokens_per_second": real_tokens / seconds}

@@ -1,0 +1,99 @@
+"""End to end on a tiny model: the files a run writes, determinism, and one-line errors for bad input."""
+import json
+
+import pytest
+
+from adaptive_lora.cli import main
+from conftest import TINY_RUN, write_jsonl
+
+REQUIRED = {"config", "rank_map", "trainable_params", "eval_loss", "eval_ppl", "base_eval_loss", "train_loss_curve",
+            "train_seconds", "tokens_per_second", "peak_rss_mb", "provenance", "budget_params"}
+PROVENANCE = {"git_commit", "git_dirty", "packages", "data_sha256", "model_sha256", "config_hash"}
+
+
+def _results(root):
+    return sorted((root / "results").rglob("*.json"))
+
+
+def test_tiny_run_writes_a_complete_result(sandbox, short_data, capsys):
+    assert main(TINY_RUN + short_data + ["--seed", "3"]) == 0
+    (path,) = _results(sandbox)
+    r = json.loads(path.read_text())
+    assert REQUIRED <= set(r) and PROVENANCE <= set(r["provenance"])
+    assert path.parent.name == "t" and path.stem == r["run_id"] and r["run_id"].startswith("tiny-llama_")
+    assert r["trainable_params"] == r["budget_params"] == 3 * 8 * 512
+    assert r["eval_loss"] == pytest.approx(__import__("math").log(r["eval_ppl"]))
+    assert r["eval_loss"] < r["base_eval_loss"]  # lr 1e-2 on 12 short examples: it must learn something
+    assert len(r["train_loss_curve"]) == r["optimizer_steps"] == 6
+    assert r["provenance"]["git_dirty"] is False and r["config"]["seed"] == 3
+    assert (sandbox / "runs" / "t" / r["run_id"] / "adapter_config.json").exists()
+    assert not list(path.parent.glob(".*.tmp"))
+    # a finished run is skipped
+    assert main(TINY_RUN + short_data + ["--seed", "3"]) == 0
+    assert "exists, skipped" in capsys.readouterr().out
+
+
+def test_same_config_and_seed_give_identical_eval_loss(sandbox, short_data):
+    losses = []
+    for exp in ("a", "b"):
+        argv = TINY_RUN + short_data + ["--experiment", exp, "--model", "tiny-gpt2"]
+        assert main(argv) == 0
+        losses.append(json.loads(next((sandbox / "results" / exp).glob("*.json")).read_text())["eval_loss"])
+    assert losses[0] == losses[1]
+    assert main(TINY_RUN + short_data + ["--experiment", "c", "--model", "tiny-gpt2", "--seed", "1"]) == 0
+    other = json.loads(next((sandbox / "results" / "c").glob("*.json")).read_text())["eval_loss"]
+    assert other != losses[0]
+
+
+def test_dirty_tree_results_stay_out_of_results(sandbox, short_data, monkeypatch):
+    from adaptive_lora import run
+    monkeypatch.setattr(run.provenance, "git_dirty", lambda: True)
+    assert main(TINY_RUN + short_data + ["--train-examples", "4", "--epochs", "1"]) == 0
+    assert not _results(sandbox)
+    (path,) = sorted((sandbox / "results-dirty").rglob("*.json"))
+    assert json.loads(path.read_text())["provenance"]["git_dirty"] is True
+
+
+def _bad(argv, capsys, sandbox, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and match in err
+    assert not _results(sandbox) and not (sandbox / "results-dirty").exists()
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--model", "no-such-model"], "unknown model"),
+    (["--strategy", "no-such-strategy"], "unknown strategy"),
+    (["--budget", "lots"], "unknown budget"),
+    (["--budget", "r100000"], "can meet the budget"),  # above max rank 256 on every module
+    (["--precision", "fp8"], "unknown precision"),
+    (["--train-examples", "0"], "must be positive"),
+])
+def test_bad_arguments_fail_in_one_line(extra, match, sandbox, short_data, capsys):
+    _bad(TINY_RUN + short_data + extra, capsys, sandbox, match)
+
+
+def test_malformed_row_fails_in_one_line(sandbox, tmp_path, short_data, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a", "output": \n')
+    _bad(TINY_RUN + ["--data", str(bad), "--eval-data", short_data[3], "--train-examples", "1"], capsys, sandbox,
+         "bad.jsonl:2: malformed JSON")
+    bad.write_text('{"instruction": "a"}\n')
+    _bad(TINY_RUN + ["--data", str(bad), "--eval-data", short_data[3], "--train-examples", "1"], capsys, sandbox,
+         "missing or non-string field 'output'")
+
+
+def test_empty_split_fails_in_one_line(sandbox, tmp_path, short_data, capsys):
+    empty = write_jsonl(tmp_path / "empty.jsonl", [])
+    _bad(TINY_RUN[:-2] + ["--experiment", "t", "--train-examples", "1", "--data", short_data[1],
+                          "--eval-data", str(empty)], capsys, sandbox, "is empty")
+
+
+def test_custom_data_needs_eval_data(sandbox, short_data, capsys):
+    _bad(TINY_RUN + short_data[:2], capsys, sandbox, "--eval-data")
+
+
+def test_hub_id_offline_fails_in_one_line(sandbox, short_data, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _bad(TINY_RUN + short_data + ["--model", "nobody/no-such-model-xyz", "--budget", "1000"], capsys, sandbox,
+         "cannot load")
