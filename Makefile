@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup main test clean-cache
+.PHONY: setup main test clean-cache report figures
 
 setup: .venv/.installed
 
@@ -23,7 +23,47 @@ main: setup
 		--train-examples 1000
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -p no:cacheprovider tests
 
 clean-cache:
 	rm -rf .cache runs
+
+# Statistics and figures of an experiment from its committed results (make figures EXP=pilot).
+EXP ?= pilot
+FIGURES := params_vs_loss rank_per_layer pareto loss_curves
+
+report: setup
+	$(PY) -m adaptive_lora report $(EXP)
+
+figures: report
+	for f in $(FIGURES); do $(PY) scripts/fig_$$f.py --exp $(EXP) || exit 1; done
+
+# The paper (paper/): figures, tables and numbers regenerated from the committed results, then main.pdf (latexmk:
+# pdflatex + bibtex, build files in paper/build/) and draft.md (the same sources in Markdown).
+# `make paper-deps` installs the Debian packages the build and its tests need (.ci/run calls it); `make arxiv`
+# packs paper/build/arxiv.tar.gz (sources, .bbl, figures) for arXiv.
+.PHONY: paper paper-deps arxiv
+PAPER_DEBS := texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+	latexmk chktex aspell aspell-en
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RESULTS_DIR := $(or $(ADAPTIVE_LORA_RESULTS),results)
+LATEXMK := latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error
+
+paper-deps:
+	@dpkg -s $(PAPER_DEBS) >/dev/null 2>&1 || { \
+		echo "installing $(PAPER_DEBS)"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(PAPER_DEBS) >/dev/null; }
+
+paper: setup paper-deps
+	@if ls $(RESULTS_DIR)/$(EXP)/*.json >/dev/null 2>&1; then $(MAKE) --no-print-directory figures; \
+	else echo "paper: no result in $(RESULTS_DIR)/$(EXP)/ yet, so no figures and no strategy table (the paper says so)"; fi
+	$(PY) scripts/make_paper_numbers.py
+	mkdir -p paper/build
+	cd paper && $(LATEXMK) -outdir=build main.tex >build/latexmk.log 2>&1 || { tail -40 build/latexmk.log; exit 1; }
+	cp paper/build/main.pdf paper/main.pdf
+	$(PY) scripts/build_draft_md.py
+
+arxiv: paper
+	$(PY) scripts/make_arxiv.py

@@ -69,6 +69,15 @@ def cmd_allocate(a) -> int:
     return allocate_cmd(a)
 
 
+def cmd_reproduce(a) -> int:
+    from .reproduce import TOLERANCE, reproduce
+
+    report = reproduce(a.exp or None, None if a.full else a.n)
+    bad = [r for r in report if not r["ok"]]
+    print(f"{len(report) - len(bad)}/{len(report)} cells within {TOLERANCE} nats of the committed eval loss")
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="adaptive-lora", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -94,11 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for adapter_config.json and rank_map.json")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_allocate)
-    try:
-        from .sweep import add_sweep_parsers
-        add_sweep_parsers(sub)
-    except ImportError:
-        pass
+    p = sub.add_parser("reproduce", help="re-run committed cells and compare with their committed eval loss")
+    p.add_argument("--exp", action="append", help="experiment(s) to draw from (default: all)")
+    p.add_argument("--n", type=int, default=1, help="number of cells, cheapest first")
+    p.add_argument("--full", action="store_true", help="re-run every committed cell")
+    p.set_defaults(fn=cmd_reproduce)
+    from .sweep import add_sweep_parsers
+    add_sweep_parsers(sub)
     return ap
 
 

@@ -116,9 +116,13 @@ def execute(cfg: RunConfig, allow_dirty: bool = False, force: bool = False, prog
                 weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, max_grad_norm=cfg.max_grad_norm,
                 precision=cfg.precision, step_hook=hook, loss_fn=loss_fn, progress=progress)
     if cfg.strategy == "adalora":
-        rank_map, extra = extra["finalize"]()
+        ranks, extra = extra["finalize"]()
+        rank_map = {n: ranks.get(n, 0) for n in spec.names()}
         n_trainable = extra["final_params"]
     ev = evaluate(model, eval_ex, pad_id, cfg.precision)
+    from accelerate import PartialState
+    if not PartialState().is_main_process:  # under accelerate launch only the main process writes
+        return out_path, None
 
     run_dir = Path(os.environ.get("ADAPTIVE_LORA_RUNS", ROOT / "runs")) / cfg.experiment / cfg.run_id
     model.save_pretrained(run_dir)
@@ -128,6 +132,7 @@ def execute(cfg: RunConfig, allow_dirty: bool = False, force: bool = False, prog
         "config": cfg.to_dict(),
         "rank_map": rank_map,
         "budget_params": budget,
+        "budget_matched": abs(n_trainable - budget) <= 0.005 * budget,
         "trainable_params": n_trainable,
         "eval_loss": ev["loss"],
         "eval_ppl": ev["ppl"],

@@ -17,6 +17,12 @@ from tqdm.auto import tqdm
 from .data import IGNORE, Example, collate, length_grouped_batches
 
 
+def flush_denormals() -> None:
+    """Treat subnormal floats (< 1.2e-38) as zero. Late in training, tiny gradients and activations become
+    subnormal, and x86 cores process those ~100x slower: without this a CPU run slows down as it trains."""
+    torch.set_flush_denormal(True)
+
+
 def autocast(precision: str):
     if precision == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
@@ -52,6 +58,7 @@ def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, i
 def evaluate(model, examples: list[Example], pad_id: int, precision: str = "bf16", batch_size: int = 16,
              selected: bool = True, desc: str = "eval") -> dict:
     """Token-weighted mean cross-entropy over response tokens (+EOS); ppl = exp(loss). Plain CE: no penalties."""
+    flush_denormals()
     was_training = model.training
     model.eval()
     total, count, t0 = 0.0, 0, time.perf_counter()
@@ -85,19 +92,28 @@ def train(model, examples: list[Example], pad_id: int, *, seed: int, epochs: flo
 
     Returns the per-step training-loss curve and throughput counters.
     """
+    from accelerate import PartialState
+    from accelerate.utils import reduce
+
+    # Several processes (``accelerate launch``): each takes every k-th batch, gradients are averaged with
+    # accelerate's reduce after backward. One process: a no-op.
+    state = PartialState()
+    flush_denormals()
+    world, rank = state.num_processes, state.process_index
     loss_fn = loss_fn or loss_sum
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
-    per_epoch = math.ceil(len(examples) / batch_size)
+    per_epoch = math.ceil(len(examples) / batch_size) // world
     total_steps = max(1, math.ceil(per_epoch * epochs))
     sched = cosine_schedule(opt, math.ceil(warmup_ratio * total_steps), total_steps)
     model.train()
     curve, real_tokens, label_tokens, step = [], 0, 0, 0
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, desc="train", disable=not progress, mininterval=2)
+    bar = tqdm(total=total_steps, desc="train", disable=not progress or not state.is_main_process, mininterval=2)
     epoch = 0
     while step < total_steps:
-        for idx in length_grouped_batches(examples, batch_size, seed=seed * 1000 + epoch):
+        batches = length_grouped_batches(examples, batch_size, seed=seed * 1000 + epoch)
+        for idx in batches[rank: world * (len(batches) // world): world]:
             if step >= total_steps:
                 break
             batch = collate([examples[i] for i in idx], pad_id)
@@ -105,12 +121,15 @@ def train(model, examples: list[Example], pad_id: int, *, seed: int, epochs: flo
                 s, n = loss_fn(model, batch)
             loss = s / n
             loss.backward()
+            if world > 1:
+                for p in params:
+                    p.grad = reduce(p.grad, reduction="mean")
             torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             opt.step()
             sched.step()
-            opt.zero_grad(set_to_none=True)
-            if step_hook is not None:
+            if step_hook is not None:  # before zero_grad: AdaLoRA scores |w * grad|
                 step_hook(step)
+            opt.zero_grad(set_to_none=True)
             step += 1
             real_tokens += int(batch["attention_mask"].sum())
             label_tokens += n

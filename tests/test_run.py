@@ -97,3 +97,34 @@ def test_hub_id_offline_fails_in_one_line(sandbox, short_data, capsys, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _bad(TINY_RUN + short_data + ["--model", "nobody/no-such-model-xyz", "--budget", "1000"], capsys, sandbox,
          "cannot load")
+
+
+def test_run_under_accelerate_launch(tmp_path, short_data):
+    """A single run works under `accelerate launch` (CPU); only the main process writes the result."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, ADAPTIVE_LORA_RESULTS=str(tmp_path / "results"), ADAPTIVE_LORA_RUNS=str(tmp_path / "runs"),
+               ADAPTIVE_LORA_CACHE=str(tmp_path / "cache"), ADAPTIVE_LORA_THREADS="1", OMP_NUM_THREADS="1")
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "adaptive_lora", *TINY_RUN, *short_data,
+           "--allow-dirty"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = sorted((tmp_path / "results").rglob("*.json"))
+    r = json.loads(path.read_text())
+    assert r["optimizer_steps"] == 6 and r["eval_loss"] < r["base_eval_loss"]
+
+
+def test_reproduce_reruns_committed_cells(sandbox, short_data, capsys):
+    from adaptive_lora.reproduce import reproduce
+    assert main(TINY_RUN + short_data) == 0
+    assert main(TINY_RUN + short_data + ["--seed", "1", "--epochs", "1"]) == 0
+    report = reproduce(["t"], n=1)
+    assert len(report) == 1 and report[0]["ok"] and report[0]["diff"] == 0.0
+    assert len(reproduce(["t"], n=None)) == 2
+    # the committed results are untouched and the re-runs went elsewhere
+    assert len(list((sandbox / "results" / "t").glob("*.json"))) == 2

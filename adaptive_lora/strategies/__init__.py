@@ -60,8 +60,4 @@ def build_rank_map(spec: ModelSpec, budget: int, strategy: str, stats: dict | No
 
 def _load_all() -> None:
     # Import the modules that register strategies (kept lazy so that the registry module stays dependency-free).
-    from . import basic  # noqa: F401
-    try:
-        from . import adaptive  # noqa: F401
-    except ImportError:
-        pass
+    from . import adaptive, basic  # noqa: F401

@@ -1,0 +1,513 @@
+"""Resumable sweeps: a grid file -> validated RunConfigs -> run only the missing cells.
+
+Grid file (``experiments/<name>.yaml``), holding only what differs from the ``RunConfig`` defaults::
+
+    name: pilot                  # experiment name: results go to results/<name>/ (default: the file's stem)
+    description: ...             # optional, free text
+    defaults: {model: smollm2-135m, train_examples: 1000, precision: fp32}
+    grid:                        # each block is a cartesian product; several blocks allowed
+      - {seed: [0, 1, 2], strategy: [uniform, linear_decay], budget: [r8]}
+      - {strategy: uniform, budget: [r2, r4, r16], seed: 0}   # a scalar = a one-element list
+    order: [seed]                # optional: stable sort of all cells by these keys
+
+Order of the cells (stable, so shards and partial sweeps are reproducible): blocks as listed; inside a block the
+first key varies slowest (nested loops in the listed order); then the optional ``order`` keys sort all cells
+stably; cells with an identical run id (= identical config) are kept once, at their first position.
+Values are coerced to the field types of ``RunConfig`` (``epochs: 1`` -> 1.0, ``lr: 2e-4`` -> 0.0002,
+``budget: 1500000`` -> "1500000"), so a grid cell and the same ``adaptive-lora run`` command share a run id.
+
+``adaptive-lora sweep FILE [--shard i/N] [--dry-run] [--allow-dirty] [--limit K] [--no-reuse]``:
+
+- a cell is *done* when its result file exists (``results/<name>/<run-id>.json``; from a dirty tree, also
+  ``results-dirty/<name>/<run-id>.json``); done cells are never re-run;
+- ``--shard i/N`` (1-based: ``1/3``, ``2/3``, ``3/3``) takes cells i, i+N, i+2N, ... of the full stable order
+  (round robin), so the N shards partition the grid whatever is already done, and can run on N machines;
+- ``--reuse`` (default on; ``--no-reuse`` to disable): a missing cell whose run id has a finished result in
+  another experiment folder under results/ (same run id = same config hash = identical config except the
+  experiment name) is copied instead of re-run, with ``"copied_from": "<exp>/<file>"`` recorded in the copy
+  (into results/ even from a dirty tree: no code of the tree ran);
+- a cell that raises (any Exception; KeyboardInterrupt stops the sweep) is recorded as
+  ``<results>/<name>/failed/<run-id>.json`` (config, error type and message, traceback, time) and the sweep goes
+  on; a later successful run of the cell removes the record. The exit status is 1 if any cell failed;
+- ``--limit K``: run (train) at most K cells in this invocation; copies and skips do not count;
+- ``--dry-run``: list the cells of the shard with their status (done / missing / failed / copy) and an
+  estimated CPU time, plus totals (see ``estimate_seconds``);
+- a sweep killed at any point (even ``kill -9``) resumes cleanly: result files are written atomically (temp file
+  + rename) and temp files (``.*.tmp``) older than a minute in the experiment folder are removed at start.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import re
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from . import provenance
+from .errors import UserError
+
+GRID_KEYS = {"name", "description", "defaults", "grid", "order"}
+STALE_TMP_SECONDS = 60
+
+# Cost fallbacks when no result of the same model exists yet (documented guesses, replaced by measurements as
+# soon as one result of the model exists): training throughput in tokens per second (padded tokens, as
+# `tokens_per_second` in the result files) and tokens per training example.
+FALLBACK_TOKENS_PER_SECOND = {"tiny-llama": 20000.0, "tiny-gpt2": 20000.0, None: 400.0}
+FALLBACK_TOKENS_PER_EXAMPLE = 150.0
+EVAL_COST_FACTOR = 1 / 3  # an eval token (forward only) costs about a third of a training token
+DEFAULT_EVAL_EXAMPLES = 500
+
+
+# --------------------------------------------------------------------------------------------- grid expansion
+def _field_types() -> dict[str, str]:
+    from .config import RunConfig
+    return {f.name: str(f.type) for f in fields(RunConfig)}
+
+
+def _coerce(key: str, value, ftype: str):
+    """Make a YAML value match the RunConfig field type, so that the config hash equals the CLI's."""
+    if value is None or isinstance(value, bool):
+        return value
+    base = ftype.split("|")[0].strip()
+    try:
+        if base == "float" and isinstance(value, (int, str)):
+            return float(value)
+        if base == "int" and isinstance(value, str):
+            return int(value)
+        if base == "str" and isinstance(value, (int, float)):
+            return str(value)
+    except ValueError:
+        raise UserError(f"grid key '{key}': cannot read {value!r} as {base}") from None
+    return value
+
+
+def load_grid(path: str | Path) -> dict:
+    """Read and check a grid file -> {"name", "defaults", "grid", "order", "description"}."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"grid file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected a mapping with keys name, defaults, grid")
+    unknown = sorted(set(doc) - GRID_KEYS)
+    if unknown:
+        raise UserError(f"{path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(GRID_KEYS))}")
+    doc = {"name": path.stem, "defaults": {}, "grid": [{}], "order": [], "description": "", **doc}
+    if isinstance(doc["grid"], dict):
+        doc["grid"] = [doc["grid"]]
+    if not isinstance(doc["defaults"], dict) or not isinstance(doc["grid"], list) or \
+            not all(isinstance(b, dict) for b in doc["grid"]):
+        raise UserError(f"{path}: 'defaults' must be a mapping and 'grid' a list of mappings")
+    if isinstance(doc["order"], str):
+        doc["order"] = [doc["order"]]
+    return doc
+
+
+def expand(doc: dict) -> list[dict]:
+    """The cells of a grid document as config dicts (with ``experiment`` set), in the stable order; no validation
+    beyond key names and types, no de-duplication (see ``cells``)."""
+    types = _field_types()
+    name = str(doc.get("name", ""))
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise UserError(f"experiment name '{name}' may use letters, digits, '_', '.', '-' only")
+    allowed = set(types) - {"experiment"}
+    defaults = dict(doc.get("defaults") or {})
+    blocks = doc.get("grid") or [{}]
+    for where, keys in [("defaults", defaults), *((f"grid block {i + 1}", b) for i, b in enumerate(blocks))]:
+        bad = sorted(set(keys) - allowed)
+        if bad:
+            hint = " (the experiment name is the grid's 'name')" if "experiment" in bad else ""
+            raise UserError(f"{where}: unknown config keys {', '.join(bad)}{hint}")
+    out = []
+    for i, block in enumerate(blocks):
+        keys = list(block)
+        options = []
+        for k in keys:
+            v = block[k]
+            v = v if isinstance(v, list) else [v]
+            if not v:
+                raise UserError(f"grid block {i + 1}: '{k}' has no values")
+            options.append(v)
+        for combo in itertools.product(*options):
+            d = {**defaults, **dict(zip(keys, combo)), "experiment": name}
+            out.append({k: _coerce(k, v, types[k]) for k, v in d.items()})
+    order = list(doc.get("order") or [])
+    bad = sorted(set(order) - allowed)
+    if bad:
+        raise UserError(f"order: unknown config keys {', '.join(bad)}")
+    if order:
+        from .config import RunConfig
+        dflt = {f.name: f.default for f in fields(RunConfig)}
+        try:
+            out.sort(key=lambda d: tuple(d.get(k, dflt.get(k)) for k in order))
+        except TypeError:
+            raise UserError(f"order: the values of {order} cannot be compared") from None
+    return out
+
+
+def cells(doc: dict) -> list:
+    """Validated RunConfigs of a grid document, in the stable order, de-duplicated by run id."""
+    from .config import RunConfig
+
+    seen, out = set(), []
+    for i, d in enumerate(expand(doc)):
+        try:
+            cfg = RunConfig.from_dict(d)
+        except UserError as e:
+            shown = {k: v for k, v in d.items() if k != "experiment"}
+            raise UserError(f"grid cell {i + 1} {json.dumps(shown, sort_keys=True)}: {e}") from None
+        if cfg.run_id not in seen:
+            seen.add(cfg.run_id)
+            out.append(cfg)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ shards
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/N' (1-based, 1 <= i <= N) -> (i, N)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise UserError(f"--shard '{text}': use i/N with 1 <= i <= N (1-based), e.g. 1/4")
+    return int(m[1]), int(m[2])
+
+
+def shard(items: list, i: int, n: int) -> list:
+    """Shard i of n (1-based), round robin over the stable order: items i-1, i-1+n, i-1+2n, ..."""
+    if not 1 <= i <= n:
+        raise ValueError(f"shard {i}/{n}: need 1 <= i <= n")
+    return items[i - 1::n]
+
+
+# ------------------------------------------------------------------------------------------------------ status
+def failed_path(experiment: str, run_id: str, dirty: bool = False) -> Path:
+    from .results import results_root
+    return results_root(dirty) / experiment / "failed" / f"{run_id}.json"
+
+
+def done_path(cfg, dirty_mode: bool) -> Path | None:
+    """The existing result of a cell: the clean one, or (when running from a dirty tree) the dirty one."""
+    from .results import result_path
+    for dirty in ((False, True) if dirty_mode else (False,)):
+        p = result_path(cfg.experiment, cfg.run_id, dirty=dirty)
+        if p.exists():
+            return p
+    return None
+
+
+def reuse_index(experiment: str) -> dict[str, Path]:
+    """run id -> a finished clean result file in another experiment folder under results/."""
+    from .results import results_root
+    index: dict[str, Path] = {}
+    root = results_root()
+    if root.exists():
+        for p in sorted(root.glob("*/*.json")):
+            if p.parent.name != experiment and not p.name.startswith("."):
+                index.setdefault(p.stem, p)
+    return index
+
+
+def try_copy(cfg, index: dict[str, Path]) -> Path | None:
+    """Copy an identical finished result from another experiment (atomically); None when there is none."""
+    from .results import result_path, results_root, write_json_atomic
+    src = index.get(cfg.run_id)
+    if src is None:
+        return None
+    try:
+        r = json.loads(src.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    want = {k: v for k, v in cfg.to_dict().items() if k != "experiment"}
+    have = {k: v for k, v in (r.get("config") or {}).items() if k != "experiment"}
+    if have != want or (r.get("provenance") or {}).get("config_hash", cfg.config_hash()) != cfg.config_hash() \
+            or "eval_loss" not in r:
+        return None
+    r["config"] = {**r["config"], "experiment": cfg.experiment}
+    r["copied_from"] = str(src.relative_to(results_root()))
+    dst = result_path(cfg.experiment, cfg.run_id)
+    write_json_atomic(dst, r)
+    return dst
+
+
+def clean_stale_tmp(experiment: str) -> int:
+    """Remove temp files left by a killed writer (older than STALE_TMP_SECONDS, so a live write is not hit)."""
+    from .results import results_root
+    n, now = 0, time.time()
+    for dirty in (False, True):
+        d = results_root(dirty) / experiment
+        for p in [*d.glob(".*.tmp"), *(d / "failed").glob(".*.tmp")]:
+            try:
+                if now - p.stat().st_mtime > STALE_TMP_SECONDS:
+                    p.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+    return n
+
+
+def record_failure(cfg, exc: BaseException, dirty: bool) -> Path:
+    from .results import write_json_atomic
+    path = failed_path(cfg.experiment, cfg.run_id, dirty)
+    write_json_atomic(path, {
+        "run_id": cfg.run_id,
+        "config": cfg.to_dict(),
+        "error_type": type(exc).__name__,
+        "error": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": provenance.git_commit(),
+        "git_dirty": dirty,
+    })
+    return path
+
+
+def clear_failure(cfg) -> None:
+    for dirty in (False, True):
+        failed_path(cfg.experiment, cfg.run_id, dirty).unlink(missing_ok=True)
+
+
+# -------------------------------------------------------------------------------------------------------- cost
+@dataclass
+class Throughput:
+    tokens_per_second: dict  # (model, precision) and model -> median measured tok/s
+    tokens_per_example: dict  # (model, data) and data -> median training tokens per example seen
+    eval_seconds_per_example: dict  # (model, data) -> median eval seconds per eval example
+
+
+def _data_key(cfg_dict: dict) -> str:
+    data = str(cfg_dict.get("data"))
+    return data.rsplit("/", 1)[-1].removesuffix(".jsonl")
+
+
+def measure_throughput(results: list[dict]) -> Throughput:
+    """Medians over finished results (copies are skipped, they repeat a measurement)."""
+    tps, tpe, eps = {}, {}, {}
+    for r in results:
+        c = r.get("config") or {}
+        if r.get("copied_from") or not r.get("tokens_per_second") or not r.get("train_seconds"):
+            continue
+        model, data, prec = c.get("model"), _data_key(c), c.get("precision")
+        tps.setdefault((model, prec), []).append(r["tokens_per_second"])
+        tps.setdefault(model, []).append(r["tokens_per_second"])
+        seen = (r.get("n_train_examples") or 0) * float(c.get("epochs") or 1)
+        if seen > 0:
+            per = r["tokens_per_second"] * r["train_seconds"] / seen
+            tpe.setdefault((model, data), []).append(per)
+            tpe.setdefault(data, []).append(per)
+        if r.get("eval_seconds") and r.get("n_eval_examples"):
+            eps.setdefault((model, data), []).append(r["eval_seconds"] / r["n_eval_examples"])
+    med = lambda d: {k: statistics.median(v) for k, v in d.items()}  # noqa: E731
+    return Throughput(med(tps), med(tpe), med(eps))
+
+
+def _n_examples(cfg, split: str, given: int | None) -> int | None:
+    if given is not None:
+        return given
+    from .data import resolve
+    from .run import data_splits
+    try:
+        path = resolve(cfg.data, data_splits(cfg)[0 if split == "train" else 1], cfg.eval_data)
+        return sum(1 for line in path.open(encoding="utf-8") if line.strip())
+    except (UserError, OSError):
+        return None
+
+
+def estimate_seconds(cfg, tp: Throughput) -> tuple[float, str]:
+    """Estimated CPU seconds of one cell -> (seconds, source: 'measured' | 'fallback').
+
+    training = examples seen (train_examples x epochs) x tokens per example / tokens per second, with tokens per
+    example and tokens per second measured on existing results of the same model (same precision if any; tokens
+    per example of the same model and data, else the same data) and the constants FALLBACK_* otherwise;
+    eval = eval examples x measured eval seconds per example (same model and data), else their token cost at
+    EVAL_COST_FACTOR of a training token. Calibration passes of data-driven strategies are not included.
+    """
+    data = _data_key(cfg.to_dict())
+    measured = True
+    speed = tp.tokens_per_second.get((cfg.model, cfg.precision)) or tp.tokens_per_second.get(cfg.model)
+    if speed is None:
+        measured = False
+        speed = FALLBACK_TOKENS_PER_SECOND.get(cfg.model, FALLBACK_TOKENS_PER_SECOND[None])
+    per_ex = tp.tokens_per_example.get((cfg.model, data)) or tp.tokens_per_example.get(data)
+    if per_ex is None:
+        per_ex = FALLBACK_TOKENS_PER_EXAMPLE
+    n_train = _n_examples(cfg, "train", cfg.train_examples) or 1000
+    n_eval = _n_examples(cfg, "eval", cfg.eval_examples) or DEFAULT_EVAL_EXAMPLES
+    seconds = n_train * cfg.epochs * per_ex / speed
+    ev = tp.eval_seconds_per_example.get((cfg.model, data))
+    seconds += n_eval * ev if ev is not None else n_eval * per_ex * EVAL_COST_FACTOR / speed
+    return seconds, "measured" if measured else "fallback"
+
+
+def fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+# ------------------------------------------------------------------------------------------------------- sweep
+def plan(cfgs: list, dirty_mode: bool, reuse: bool) -> list[tuple]:
+    """[(cfg, status, path)] with status in done / copy / failed / missing."""
+    index = reuse_index(cfgs[0].experiment) if (reuse and cfgs) else {}
+    out = []
+    for cfg in cfgs:
+        p = done_path(cfg, dirty_mode)
+        if p is not None:
+            out.append((cfg, "done", p))
+        elif cfg.run_id in index:
+            out.append((cfg, "copy", index[cfg.run_id]))
+        elif any(failed_path(cfg.experiment, cfg.run_id, d).exists() for d in (False, True)):
+            out.append((cfg, "failed", failed_path(cfg.experiment, cfg.run_id, dirty_mode)))
+        else:
+            out.append((cfg, "missing", None))
+    return out
+
+
+def dry_run(cfgs: list, dirty_mode: bool, reuse: bool, out=print) -> dict:
+    from .results import results_root
+    all_results = []
+    root = results_root()
+    for p in sorted(root.glob("*/*.json")) if root.exists() else []:
+        try:
+            all_results.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            pass
+    tp = measure_throughput(all_results)
+    counts: dict[str, int] = {}
+    todo_s, fallback = 0.0, False
+    out(f"{'#':>3}  {'status':7}  {'estimate':>8}  run id")
+    for k, (cfg, status, _) in enumerate(plan(cfgs, dirty_mode, reuse), 1):
+        counts[status] = counts.get(status, 0) + 1
+        if status in ("missing", "failed"):
+            s, src = estimate_seconds(cfg, tp)
+            todo_s += s
+            fallback |= src == "fallback"
+            est = fmt_duration(s) + ("*" if src == "fallback" else "")
+        else:
+            est = "-"
+        out(f"{k:>3}  {status:7}  {est:>8}  {cfg.run_id}")
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "copy", "failed", "missing"))
+    out(f"total: {len(cfgs)} cells ({summary}); estimated time to run the missing and failed cells: "
+        f"{fmt_duration(todo_s)}" + (" (* = no measured throughput for the model yet: fallback constants)"
+                                     if fallback else ""))
+    return {"counts": counts, "estimated_seconds": todo_s}
+
+
+def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: int | None = None,
+              progress: bool = True, out=print) -> dict:
+    """Run the missing cells; returns counts {done, copied, ran, failed, not_run, dirty}."""
+    from tqdm.auto import tqdm
+
+    from . import run as run_mod
+    from .results import results_root
+
+    counts = {"done": 0, "copied": 0, "ran": 0, "failed": 0, "not_run": 0}
+    if not cfgs:
+        return {**counts, "dirty": False}
+    exp = cfgs[0].experiment
+    dirty = provenance.git_dirty()
+    dirty_mode = dirty and not allow_dirty
+    if dirty_mode:
+        out(f"warning: the git tree has uncommitted code changes: new results go to "
+            f"{results_root(True) / exp}/, not {results_root() / exp}/ (commit, or pass --allow-dirty)")
+    removed = clean_stale_tmp(exp)
+    if removed:
+        out(f"removed {removed} stale temp file(s) left by a killed run")
+    index = reuse_index(exp) if reuse else {}
+    attempted = 0
+    bar = tqdm(cfgs, desc=f"sweep {exp}", unit="cell", disable=not progress, position=0)
+    for cfg in bar:
+        bar.set_postfix_str(cfg.run_id, refresh=False)
+        if done_path(cfg, dirty_mode) is not None:
+            counts["done"] += 1
+            continue
+        if reuse:
+            dst = try_copy(cfg, index)
+            if dst is not None:
+                clear_failure(cfg)
+                counts["copied"] += 1
+                bar.write(f"copied {index[cfg.run_id].parent.name}/{index[cfg.run_id].name} -> {dst}")
+                continue
+        if limit is not None and attempted >= limit:
+            counts["not_run"] += 1
+            continue
+        attempted += 1
+        try:
+            path, result = run_mod.execute(cfg, allow_dirty=allow_dirty, progress=progress)
+        except Exception as e:  # noqa: BLE001 - any failure of one cell is recorded; KeyboardInterrupt stops
+            fp = record_failure(cfg, e, dirty_mode)
+            counts["failed"] += 1
+            bar.write(f"FAILED {cfg.run_id}: {type(e).__name__}: {e} (recorded in {fp})")
+            continue
+        clear_failure(cfg)
+        if result is None:
+            counts["done"] += 1
+        else:
+            counts["ran"] += 1
+            bar.write(f"done {cfg.run_id}: eval_loss {result['eval_loss']:.4f} -> {path}")
+    bar.close()
+    where = results_root(dirty_mode) / exp
+    out(f"sweep {exp}: {len(cfgs)} cells: {counts['done']} already done, {counts['copied']} copied, "
+        f"{counts['ran']} ran, {counts['failed']} failed, {counts['not_run']} left for later (--limit)"
+        + (f"; results of this run in {where}/ (dirty tree)" if dirty_mode and counts["ran"] else ""))
+    return {**counts, "dirty": dirty_mode}
+
+
+# --------------------------------------------------------------------------------------------------------- CLI
+def cmd_sweep(a) -> int:
+    doc = load_grid(a.grid)
+    cfgs = cells(doc)
+    total = len(cfgs)
+    sh = parse_shard(a.shard)
+    if sh:
+        cfgs = shard(cfgs, *sh)
+        print(f"shard {sh[0]}/{sh[1]}: {len(cfgs)} of {total} cells")
+    if a.limit is not None and a.limit < 0:
+        raise UserError("--limit must be >= 0")
+    if a.dry_run:
+        dirty_mode = provenance.git_dirty() and not a.allow_dirty
+        if dirty_mode:
+            print("note: the git tree is dirty: new results would go to results-dirty/ (unless --allow-dirty)")
+        dry_run(cfgs, dirty_mode, a.reuse)
+        return 0
+    counts = run_sweep(cfgs, allow_dirty=a.allow_dirty, reuse=a.reuse, limit=a.limit, progress=not a.quiet)
+    return 1 if counts["failed"] else 0
+
+
+def cmd_report(a) -> int:
+    from .report import cmd_report as _cmd
+    return _cmd(a)
+
+
+def add_sweep_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="run the missing cells of a grid file (resumable, shardable)",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("grid", help="grid file, e.g. experiments/pilot.yaml")
+    p.add_argument("--shard", default=None, help="i/N, 1-based: run cells i, i+N, i+2N, ... of the stable order")
+    p.add_argument("--dry-run", action="store_true", help="list the cells, their status and estimated cost")
+    p.add_argument("--allow-dirty", action="store_true", help="write into results/ even from a dirty git tree")
+    p.add_argument("--limit", type=int, default=None, help="run at most K cells now (copies/skips not counted)")
+    p.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=True,
+                   help="copy identical finished results from other experiments instead of re-running "
+                        "(default: on)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("report", help="summary statistics and the strategy table of an experiment")
+    p.add_argument("experiment", help="experiment name (results/<name>/)")
+    p.add_argument("--paper-dir", default=None, help="folder for strategy_table.{tex,md} (default paper/generated)")
+    p.add_argument("--no-paper", action="store_true", help="write only results/<exp>/summary.{csv,md}")
+    p.set_defaults(fn=cmd_report)

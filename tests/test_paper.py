@@ -1,0 +1,285 @@
+"""The paper (paper/): it builds with no undefined reference or citation, is chktex- and spell-clean, uses every
+figure file, its generated numbers match the committed results, its Markdown twin is current, and its arXiv
+tarball compiles on its own.
+
+The LaTeX checks need latexmk, chktex and aspell (``make paper-deps``, which .ci/run calls); without them those
+tests skip with that reason. One latexmk build (into a temporary copy, the tree stays clean) is shared.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "paper"
+GENERATED = PAPER / "generated"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import _paper_tex  # noqa: E402
+import make_paper_numbers as numbers  # noqa: E402
+
+LATEX_TOOLS = ("latexmk", "pdflatex", "bibtex")
+
+
+def need(*tools: str):
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (`make paper-deps` installs the paper's Debian packages; "
+                    ".ci/run does so in CI)")
+
+
+def own_tex_files() -> list[Path]:
+    """The LaTeX this project writes: main.tex, the sections and the files make_paper_numbers.py generates
+    (not strategy_table.tex, which `adaptive-lora report` writes)."""
+    return ([PAPER / "main.tex"] + sorted((PAPER / "sections").glob("*.tex"))
+            + [GENERATED / n for n in numbers.OUTPUTS if (GENERATED / n).exists()])
+
+
+def copy_sources(dst: Path) -> Path:
+    shutil.copytree(PAPER, dst, ignore=shutil.ignore_patterns("build", "main.pdf", "draft.md", "*.log"))
+    return dst
+
+
+# --------------------------------------------------------------------------------------------- log checking
+UNDEFINED = [
+    r"LaTeX Warning: Reference `[^']*' on page \S+ undefined",
+    r"Citation `[^']*' on page \S+ undefined",
+    r"LaTeX Warning: There were undefined references",
+    r"There were undefined citations",
+    r"LaTeX Warning: Label\(s\) may have changed",
+    r"LaTeX Warning: Label `[^']*' multiply defined",
+    r"LaTeX Warning: File `[^']*' not found",
+    r"Empty `thebibliography' environment",
+]
+
+
+def log_problems(log: str) -> list[str]:
+    """Undefined references and citations, duplicate labels and missing files in a LaTeX .log."""
+    flat = log.replace("\n", "")  # TeX wraps log lines at 79 characters
+    return [m.group(0) for pat in UNDEFINED for m in re.finditer(pat, flat)]
+
+
+def test_log_checker_finds_undefined_references_and_citations():
+    log = ("LaTeX Warning: Reference `sec:gone' on page 3 undefined on input line 12.\n"
+           "Package natbib Warning: Citation `nobody2020' on page 1 undefined on input line 4.\n"
+           "LaTeX Warning: There were undefined references.\n")
+    assert len(log_problems(log)) == 3
+    assert log_problems("LaTeX Warning: Reference `sec:intro' on page 1 undefined on inp\nut line 3.")
+    assert log_problems("Output written on main.pdf (12 pages).\n") == []
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """paper/ copied to a temporary folder and built there with latexmk (pdflatex + bibtex)."""
+    need(*LATEX_TOOLS)
+    d = copy_sources(tmp_path_factory.mktemp("paper") / "paper")
+    r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build",
+                        "main.tex"], cwd=d, capture_output=True, text=True, timeout=900)
+    log = (d / "build" / "main.log")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    return d
+
+
+def test_pdf_builds_without_undefined_references_or_citations(built):
+    assert (built / "build" / "main.pdf").stat().st_size > 10_000
+    assert log_problems((built / "build" / "main.log").read_text(errors="replace")) == []
+    blg = (built / "build" / "main.blg").read_text(errors="replace")
+    assert "didn't find a database entry" not in blg
+    assert not re.search(r"error message", blg), blg[-2000:]
+
+
+def test_markdown_numbering_matches_latex(built):
+    """Section, table, figure and equation numbers in draft.md are the PDF's (labels of the .aux file)."""
+    import build_draft_md
+
+    aux = _paper_tex.parse_aux_labels((built / "build" / "main.aux").read_text(errors="replace"))
+    _, conv = build_draft_md.convert(built)
+    assert conv.errors == []
+    assert aux, "no label in the .aux file"
+    assert {k: conv.labels.get(k) for k in aux} == aux
+
+
+# --------------------------------------------------------------------------------------------- lint, spelling
+def test_chktex_clean():
+    need("chktex")
+    files = [str(p.relative_to(PAPER)) for p in own_tex_files()]
+    r = subprocess.run(["chktex", "-q", "-I0", "-l", "chktexrc", *files], cwd=PAPER, capture_output=True,
+                       text=True)
+    out = (r.stdout + r.stderr).strip()
+    assert out == "", f"chktex warnings (fix them, or suppress with a reason in paper/chktexrc):\n{out}"
+
+
+ASPELL = ["aspell", "list", "--mode=tex", "--lang=en_GB-ise", "--encoding=utf-8"] + [
+    f"--add-tex-command={c}" for c in ("citep op", "citet op", "citealp op", "PaperGraphic p", "input p",
+                                       "InputIfFileExists ppp", "newcommand p", "texttt p", "url p", "label p",
+                                       "ref p", "bibliography p", "bibliographystyle p", "includegraphics op")]
+
+
+def misspelled(text: str) -> list[str]:
+    words = {w.strip().lower() for w in (PAPER / "wordlist.txt").read_text().splitlines()
+             if w.strip() and not w.startswith("#")}
+    r = subprocess.run(ASPELL, input=text, capture_output=True, text=True, check=True)
+    out = []
+    for w in r.stdout.split():
+        base = re.sub(r"'s$", "", w)
+        if base.lower() in words or re.fullmatch(r"[lrcp]+", base):  # tabular column specs
+            continue
+        out.append(w)
+    return sorted(set(out))
+
+
+def test_spelling():
+    need("aspell")
+    text = "\n".join(p.read_text() for p in own_tex_files())
+    bad = misspelled(text)
+    assert bad == [], f"unknown words (fix, or add real words to paper/wordlist.txt): {bad}"
+
+
+def test_spell_checker_reports_a_typo():
+    need("aspell")
+    assert misspelled("We fine-tune \\texttt{not_a_word} with LoRA and recieve a result.") == ["recieve"]
+
+
+# --------------------------------------------------------------------------------------------- figures
+def referenced_figures() -> set[str]:
+    text = "\n".join(p.read_text() for p in [PAPER / "main.tex", *sorted((PAPER / "sections").glob("*.tex"))])
+    return set(re.findall(r"\\PaperGraphic\{([^}]+)\}", text))
+
+
+def test_every_figure_file_is_referenced():
+    names = referenced_figures()
+    assert names == {"params_vs_loss", "rank_per_layer", "pareto", "loss_curves"}
+    files = [p for p in (PAPER / "figures").glob("*") if p.is_file() and not p.name.startswith(".")]
+    unused = sorted(p.name for p in files if p.stem not in names)
+    assert unused == [], f"figure files that the paper does not use: {unused}"
+
+
+# --------------------------------------------------------------------------------------------- generated numbers
+@pytest.fixture(scope="module")
+def generated() -> dict[str, str]:
+    """The generated files as a regeneration from the committed results/ would write them."""
+    return numbers.build(ROOT / "results")
+
+
+def test_numbers_match_the_committed_results(generated):
+    stale = numbers.stale(generated, GENERATED)
+    assert stale == [], f"paper/generated/{stale} differ from a regeneration: run `make paper` and commit"
+
+
+def test_a_stale_numbers_file_is_detected(generated, tmp_path):
+    out = tmp_path / "generated"
+    shutil.copytree(GENERATED, out)
+    assert numbers.stale(generated, out) == []
+    text = (out / "numbers.tex").read_text()
+    m = re.search(r"\\newcommand\{\\BudgetREightParams\}\{([^}\n]*)\}", text)
+    assert m, "numbers.tex lacks \\BudgetREightParams"
+    (out / "numbers.tex").write_text(text.replace(m.group(0), m.group(0).replace(m.group(1), m.group(1) + "1")))
+    assert numbers.stale(generated, out) == ["numbers.tex"]
+    (out / "rank_maps.tex").unlink()
+    assert numbers.stale(generated, out) == ["numbers.tex", "rank_maps.tex"]
+    assert numbers.main(["--check", "--out", str(out), "--results", str(ROOT / "results")]) == 1
+
+
+def test_macros_are_letters_only_sorted_and_deterministic(generated):
+    names = re.findall(r"^\\newcommand\{\\([^}]*)\}", generated["numbers.tex"], flags=re.M)
+    assert names and all(n.isalpha() for n in names)
+    assert names == sorted(names)
+    assert numbers.build(ROOT / "results") == generated
+
+
+def test_numbers_degrade_gracefully_without_results(tmp_path):
+    files = numbers.build(tmp_path / "no-results")
+    macros, _ = _paper_tex.parse_newcommands(files["numbers.tex"])
+    assert macros["PilotUniformREightLoss"] == "n/a"
+    assert macros["VerdictLinearDecay"].startswith("not yet tested")
+    assert "not yet run" in macros["PilotStatus"]
+    assert macros["PriorExpLoss"] == "22.0"  # from paper/prior_work.yaml, needs no result
+    assert macros["PriorCountTrueAttentionOnly"] == "2{,}359{,}296"
+
+
+def test_strategy_table_matches_the_committed_results():
+    report = pytest.importorskip("adaptive_lora.report")
+    if not all(hasattr(report, f) for f in ("summarize", "strategy_table_latex")):
+        pytest.skip("adaptive_lora.report has no summarize/strategy_table_latex")
+    from adaptive_lora.results import load_results
+
+    results = load_results("pilot", ROOT / "results")
+    path = GENERATED / "strategy_table.tex"
+    if not results:
+        assert not path.exists(), "paper/generated/strategy_table.tex exists but results/pilot/ has no result"
+        return
+    assert path.exists(), "results/pilot/ has results but paper/generated/strategy_table.tex is missing (make paper)"
+    assert path.read_text() == report.strategy_table_latex(report.summarize(results), "pilot"), \
+        "paper/generated/strategy_table.tex is stale: run `make paper`"
+
+
+# --------------------------------------------------------------------------------------------- Markdown draft
+def test_draft_md_is_current_and_fully_converted():
+    import build_draft_md
+
+    md, conv = build_draft_md.convert(PAPER)
+    assert conv.errors == []
+    assert (PAPER / "draft.md").exists(), "paper/draft.md is missing: run `make paper`"
+    assert (PAPER / "draft.md").read_text() == md, "paper/draft.md is stale: run `make paper`"
+    assert "## References" in md and "(Hu et al., 2022)" in md
+
+
+def test_converter_fails_loudly_on_unknown_latex(tmp_path):
+    (tmp_path / "main.tex").write_text("\\begin{document}\n\\section{A}\\label{sec:a}\nSee Section~\\ref{sec:a}, "
+                                       "\\emph{x} and \\unknowncommand{y}.\n\\end{document}\n")
+    conv = _paper_tex.LatexToMarkdown(root=tmp_path)
+    md = conv.convert_document(tmp_path / "main.tex")
+    assert "## 1 A" in md and "See Section 1, *x*" in md
+    assert any("unknowncommand" in e for e in conv.errors)
+
+
+# --------------------------------------------------------------------------------------------- arXiv
+def test_arxiv_tarball_compiles_standalone(built, tmp_path):
+    import make_arxiv
+
+    tarball = tmp_path / "arxiv.tar.gz"
+    names = make_arxiv.make_tarball(built, built / "build", tarball)
+    assert "main.tex" in names and "main.bbl" in names
+    junk = [n for n in names if n.endswith(make_arxiv.JUNK) or n.startswith("build/") or n.endswith(".yaml")]
+    assert junk == []
+    empty = tmp_path / "arxiv"
+    empty.mkdir()
+    with tarfile.open(tarball) as tar:
+        tar.extractall(empty, filter="data")
+    log = ""
+    for _ in range(4):  # arXiv runs pdflatex (no BibTeX) until the references settle
+        r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=empty,
+                           capture_output=True, text=True, timeout=600)
+        log = (empty / "main.log").read_text(errors="replace")
+        assert r.returncode == 0, log[-3000:]
+        if "Rerun to get" not in log and "Label(s) may have changed" not in log:
+            break
+    assert log_problems(log) == []
+    assert (empty / "main.pdf").stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------------------------- archive metadata
+def test_citation_zenodo_and_license_agree_with_the_paper_metadata():
+    import json
+
+    import yaml
+
+    meta = yaml.safe_load((PAPER / "metadata.yaml").read_text())
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    zen = json.loads((ROOT / ".zenodo.json").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT" and cff["type"] == "software"
+    assert cff["title"] == zen["title"] == meta["title"]
+    names = [a["name"] for a in meta["authors"]]
+    assert [f"{a['given-names']} {a['family-names']}" for a in cff["authors"]] == names
+    assert [" ".join(reversed(c["name"].split(", "))) for c in zen["creators"]] == names
+    assert [a["affiliation"] for a in cff["authors"]] == [c["affiliation"] for c in zen["creators"]] == \
+        [a["affiliation"] for a in meta["authors"]]
+    lic = (ROOT / "LICENSE").read_text()
+    assert lic.startswith("MIT License") and "Copyright (c) 2026 Taylor Mohney and contributors" in lic
+    assert "CC BY-NC 4.0" in lic and "GSM8K" in lic and "Copyright (c) 2021 OpenAI" in lic

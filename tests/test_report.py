@@ -1,0 +1,209 @@
+"""Report statistics on synthetic results with known answers; writers; figure scripts on synthetic results."""
+import csv
+import importlib.util
+import io
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from adaptive_lora import report
+from adaptive_lora.cli import main
+from adaptive_lora.results import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+FIGURES = ["params_vs_loss", "rank_per_layer", "pareto", "loss_curves"]
+KINDS = ["self_attn.q_proj", "mlp.down_proj"]
+BUDGET_PARAMS = {"r2": 1000, "r8": 4000}
+
+
+def fake(strategy, seed, loss, budget="r8", model="tiny-llama", data="alpaca", params=None, curve=True,
+         rank_map=True):
+    """A result dict with the fields the report and the figures read."""
+    ranks = {"uniform": [8, 8, 8], "linear_decay": [12, 8, 4]}.get(strategy, [4, 8, 12])
+    return {
+        "run_id": f"{model}_{data}_{strategy.replace(':', '-')}_{budget}_s{seed}_0000000000",
+        "config": {"model": model, "data": data, "strategy": strategy, "budget": budget, "seed": seed,
+                   "experiment": "syn"},
+        "rank_map": {f"model.layers.{layer}.{k}": r for layer, r in enumerate(ranks) for k in KINDS}
+        if rank_map else None,
+        "budget_params": BUDGET_PARAMS.get(budget, 2000),
+        "trainable_params": params if params is not None else BUDGET_PARAMS.get(budget, 2000),
+        "eval_loss": loss, "eval_ppl": math.exp(loss), "train_seconds": 10.0 + seed,
+        "train_loss_curve": [3.0 - 0.01 * i - 0.1 * seed for i in range(40)] if curve else [],
+    }
+
+
+U = [2.0, 2.1, 2.3]
+A = [1.9, 2.05, 2.2]  # linear_decay
+B = [2.1, 2.2, 2.2]  # attn_heavy
+
+
+def synthetic() -> list[dict]:
+    rs = [fake("uniform", s, v) for s, v in enumerate(U)]
+    rs += [fake("linear_decay", s, v, params=3990 + s) for s, v in enumerate(A)]
+    rs += [fake("attn_heavy", s, v) for s, v in enumerate(B)]
+    rs += [fake("ffn_heavy", 0, 2.5)]  # n = 1
+    rs += [fake("uniform", 0, 2.4, budget="r2")]  # a budget group with uniform only
+    return rs
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+def test_mean_ci_matches_the_hand_computation():
+    st = report.mean_ci([1.0, 2.0, 4.0])
+    mean = 7 / 3
+    std = math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 2)  # = sqrt(7/3)
+    # t_{0.975, 2} in closed form (df = 2: t_p = (2p - 1) sqrt(2 / (4p(1 - p)))) = 4.30265...
+    t = 0.95 * math.sqrt(2 / (4 * 0.975 * 0.025))
+    assert t == pytest.approx(stats.t.ppf(0.975, 2), rel=1e-12) and t == pytest.approx(4.302653, abs=1e-6)
+    assert st["n"] == 3 and st["mean"] == pytest.approx(mean) and st["std"] == pytest.approx(math.sqrt(7 / 3))
+    assert st["std"] == pytest.approx(std)
+    assert st["ci_low"] == pytest.approx(mean - t * std / math.sqrt(3))
+    assert st["ci_high"] == pytest.approx(mean + t * std / math.sqrt(3))
+    one = report.mean_ci([2.5])
+    assert one["n"] == 1 and one["mean"] == 2.5 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
+    assert report.mean_ci([])["n"] == 0
+
+
+def test_paired_test_matches_scipy():
+    pt = report.paired_test(A, U)
+    assert pt["n_pairs"] == 3 and pt["diff_mean"] == pytest.approx(sum(A) / 3 - sum(U) / 3)
+    assert pt["p"] == pytest.approx(stats.ttest_rel(A, U).pvalue, rel=1e-12)
+    diffs = [a - u for a, u in zip(A, U)]
+    m, s = sum(diffs) / 3, stats.tstd(diffs)
+    half = stats.t.ppf(0.975, 2) * s / math.sqrt(3)
+    assert (pt["diff_ci_low"], pt["diff_ci_high"]) == (pytest.approx(m - half), pytest.approx(m + half))
+    single = report.paired_test([1.0], [2.0])
+    assert single["diff_mean"] == -1.0 and math.isnan(single["p"]) and math.isnan(single["diff_ci_low"])
+    const = report.paired_test([2.15, 2.25], [2.0, 2.1])  # equal differences up to rounding: no t-test
+    assert const["diff_mean"] == pytest.approx(0.15) and math.isnan(const["p"])
+
+
+def test_holm_on_known_p_values():
+    assert report.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    out = report.holm([float("nan"), 0.02, 0.5])
+    assert math.isnan(out[0]) and out[1:] == pytest.approx([0.04, 0.5])
+    assert report.holm([0.6, 0.7]) == [1.0, 1.0]
+    assert report.holm([]) == []
+
+
+def test_summarize_synthetic_results():
+    warns = []
+    rows = report.summarize(synthetic(), warns)
+    assert [(r["budget"], r["strategy"]) for r in rows] == [
+        ("r2", "uniform"), ("r8", "uniform"), ("r8", "attn_heavy"), ("r8", "ffn_heavy"), ("r8", "linear_decay")]
+    by = {(r["budget"], r["strategy"]): r for r in rows}
+    u, a, b, f = by["r8", "uniform"], by["r8", "linear_decay"], by["r8", "attn_heavy"], by["r8", "ffn_heavy"]
+    assert u["n"] == 3 and u["eval_loss_mean"] == pytest.approx(sum(U) / 3)
+    assert u["eval_loss_std"] == pytest.approx(stats.tstd(U))
+    assert u["ppl_of_mean_loss"] == pytest.approx(math.exp(sum(U) / 3))
+    assert u["note"] == "reference" and math.isnan(u["p_paired_t"]) and u["seeds"] == "0 1 2"
+    assert a["trainable_params_mean"] == pytest.approx(3991) and a["budget_params"] == 4000
+    assert a["train_seconds_mean"] == pytest.approx(11.0)
+    pa, pb = stats.ttest_rel(A, U).pvalue, stats.ttest_rel(B, U).pvalue
+    assert a["p_paired_t"] == pytest.approx(pa) and b["p_paired_t"] == pytest.approx(pb)
+    assert a["diff_vs_uniform_mean"] == pytest.approx((sum(A) - sum(U)) / 3) and a["n_pairs"] == 3
+    # Holm over the two strategies with a p-value in the r8 group; ffn_heavy (one pair) has none
+    assert [a["p_holm"], b["p_holm"]] == pytest.approx(report.holm([pa, pb]))
+    assert f["n"] == 1 and f["n_pairs"] == 1 and math.isnan(f["p_paired_t"]) and math.isnan(f["p_holm"])
+    assert f["diff_vs_uniform_mean"] == pytest.approx(2.5 - 2.0)
+    assert "n<2" in f["note"] and "pairs<2" in f["note"]
+    r2 = by["r2", "uniform"]
+    assert r2["n"] == 1 and math.isnan(r2["eval_loss_ci95_low"]) and "n<2" in r2["note"]
+    assert not warns
+
+
+def test_no_uniform_and_duplicate_seeds_are_marked():
+    warns = []
+    rows = report.summarize([fake("attn_heavy", 0, 2.0), fake("attn_heavy", 1, 2.1),
+                             {**fake("attn_heavy", 1, 9.9), "run_id": "dup"}], warns)
+    (row,) = rows
+    assert row["n"] == 2 and row["eval_loss_mean"] == pytest.approx(2.05)
+    assert "no paired uniform run" in row["note"] and math.isnan(row["p_holm"])
+    assert len(warns) == 1 and "dup" in warns[0]
+
+
+def test_writers():
+    rows = report.summarize(synthetic())
+    parsed = list(csv.DictReader(io.StringIO(report.to_csv(rows))))
+    assert list(parsed[0]) == report.CSV_COLUMNS and len(parsed) == 5
+    ffn = next(r for r in parsed if r["strategy"] == "ffn_heavy")
+    assert ffn["eval_loss_std"] == "" and ffn["p_holm"] == "" and "n<2" in ffn["note"]  # blank, marked
+    md = report.summary_markdown(rows, "syn")
+    assert "## tiny-llama · alpaca · budget r8" in md and "–" in md and "n<2" in md
+    tex = report.strategy_table_latex(rows, "syn")
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"linear\_decay" in tex and "_decay" not in \
+        tex.replace(r"\_decay", "")
+    assert tex.count(r"\multicolumn") == 2  # two groups: r2, r8
+    body = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "&" in ln]
+    assert all(ln.count("&") == 6 for ln in body)
+    table = report.strategy_table_markdown(rows)
+    assert table.count("\n") == 2 + 5 and "(reference)" in table
+    assert all(ln.count("|") == 9 for ln in table.splitlines())
+    assert report.latex_escape("a_b%c&d#") == r"a\_b\%c\&d\#"
+
+
+def _write_results(root: Path, exp: str, results: list[dict]):
+    for r in results:
+        write_json_atomic(root / exp / f"{r['run_id']}.json", r)
+
+
+def test_report_cli_writes_summary_and_tables(sandbox, capsys):
+    _write_results(sandbox / "results", "syn", synthetic())
+    paper = sandbox / "paper" / "generated"
+    assert main(["report", "syn", "--paper-dir", str(paper)]) == 0
+    for p in (sandbox / "results" / "syn" / "summary.csv", sandbox / "results" / "syn" / "summary.md",
+              paper / "strategy_table.tex", paper / "strategy_table.md"):
+        assert p.exists() and p.stat().st_size > 0, p
+    assert main(["report", "nothing-here"]) == 2
+    assert "no results" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"fig_{name}", SCRIPTS / f"fig_{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_scripts_on_synthetic_results(name, sandbox):
+    _write_results(sandbox / "results", "syn", synthetic() + [fake("uniform", 0, 1.9, budget="r16")])
+    out = sandbox / "figs"
+    assert _script(name).main(["--exp", "syn", "--out", str(out)]) == 0
+    for ext in ("pdf", "png"):
+        assert (out / f"{name}.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_scripts_on_partial_or_missing_results(name, sandbox, capsys):
+    out = sandbox / "figs"
+    assert _script(name).main(["--exp", "empty", "--out", str(out)]) == 0
+    assert "skip" in capsys.readouterr().err and not out.exists()
+    # one run, no rank map, no curve, no CI: plots what it can or skips, never crashes
+    _write_results(sandbox / "results", "one", [fake("adalora", 0, 2.0, curve=False, rank_map=False)])
+    assert _script(name).main(["--exp", "one", "--out", str(out)]) == 0
+
+
+def test_frontier_and_smoothing():
+    frontier = _script("pareto").frontier
+    assert frontier([(1, 3.0), (2, 2.0), (2, 2.5), (3, 2.2), (4, 1.0)]) == [(1, 3.0), (2, 2.0), (4, 1.0)]
+    smooth = _script("loss_curves").smooth
+    assert smooth([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert _script("rank_per_layer").ranks_by_kind([{"model.layers.0.mlp.up_proj": 4, "lm_head": 9},
+                                                    {"model.layers.0.mlp.up_proj": 8}]) == {"mlp.up_proj": {0: 6.0}}
+
+
+def test_figure_script_runs_as_a_program(sandbox):
+    _write_results(sandbox / "results", "syn", synthetic())
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "fig_pareto.py"), "--exp", "syn", "--out",
+                           str(sandbox / "figs")], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (sandbox / "figs" / "pareto.pdf").exists() and (sandbox / "figs" / "pareto.png").exists()
