@@ -17,10 +17,17 @@ setup: .venv/.installed
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# The main job on the embedded default: SmolLM2-135M (offline GGUF) + the committed Alpaca subset.
-main: setup
-	$(PY) -m adaptive_lora run --model smollm2-135m --data alpaca --strategy uniform --budget r8 --seed 0 \
-		--train-examples 1000
+# The main job on the embedded default (SmolLM2-135M offline GGUF + the committed Alpaca subset): re-run a sample of
+# committed cells (N, default 1, cheapest first; FULL=1 re-runs every cell) and check each against its committed
+# eval loss (tolerance in EXPERIMENTS.md), then regenerate figures, tables and numbers and build the PDF.
+# With no committed result yet it trains the default cell (uniform r8, seed 0, 1,000 examples).
+N ?= 1
+main: setup paper-deps
+	@if ls results/*/*.json >/dev/null 2>&1; then \
+		$(PY) -m adaptive_lora reproduce $(if $(FULL),--full,--n $(N)); \
+	else $(PY) -m adaptive_lora run --model smollm2-135m --data alpaca --strategy uniform --budget r8 --seed 0 \
+		--train-examples 1000; fi
+	$(MAKE) --no-print-directory paper
 
 test: setup
 	$(PY) -m pytest -p no:cacheprovider tests

@@ -72,7 +72,7 @@ def stock(examples, tok, steps: int) -> float:
           for e in examples]
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, per_device_train_batch_size=8, max_steps=steps,
-                                 learning_rate=2e-4, lr_scheduler_type="cosine", warmup_ratio=0.1,
+                                 learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=max(1, round(0.1 * steps)),
                                  report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
                                  dataloader_num_workers=0, seed=0, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=ds,
