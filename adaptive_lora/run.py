@@ -46,6 +46,16 @@ def resolve_rank_map(cfg: RunConfig, spec, budget: int, model=None, tokenizer=No
                           **cfg.strategy_params)
 
 
+def calibration_provenance(cfg: RunConfig) -> dict | None:
+    """Where a data- or weight-driven strategy's statistics came from (model, data and sample hashes), or None."""
+    from .strategies import get_strategy
+
+    if cfg.rank_map_file or cfg.strategy in ("adalora", "eva") or not get_strategy(cfg.strategy).needs:
+        return None
+    from .calibration import provenance as stats_provenance
+    return stats_provenance(get_strategy(cfg.strategy).needs, cfg.model, cfg.data)
+
+
 def base_eval(cfg, model, eval_ex, pad_id, model_sha, eval_sha) -> dict:
     """Eval loss of the untrained base model, cached per (model, eval set, length, precision)."""
     from .train import evaluate
@@ -133,6 +143,7 @@ def execute(cfg: RunConfig, allow_dirty: bool = False, force: bool = False, prog
         "rank_map": rank_map,
         "budget_params": budget,
         "budget_matched": abs(n_trainable - budget) <= 0.005 * budget,
+        "calibration": calibration_provenance(cfg),
         "trainable_params": n_trainable,
         "eval_loss": ev["loss"],
         "eval_ppl": ev["ppl"],

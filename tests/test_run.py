@@ -128,3 +128,11 @@ def test_reproduce_reruns_committed_cells(sandbox, short_data, capsys):
     assert len(reproduce(["t"], n=None)) == 2
     # the committed results are untouched and the re-runs went elsewhere
     assert len(list((sandbox / "results" / "t").glob("*.json"))) == 2
+
+
+def test_statistics_driven_run_records_calibration_provenance(sandbox, short_data):
+    assert main(TINY_RUN + short_data + ["--strategy", "weight_norm", "--epochs", "1"]) == 0
+    (path,) = sorted((sandbox / "results").rglob("*.json"))
+    r = json.loads(path.read_text())
+    assert r["calibration"] is not None and r["calibration"]["model"] == "tiny-llama"
+    assert sum(r["rank_map"].values()) > 0 and r["trainable_params"] == r["budget_params"]
