@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run a sweep in the background from a clean worktree of HEAD, so that editing this checkout never makes the
+# running cells "dirty". Usage: scripts/sweep_bg.sh [experiments/pilot.yaml]   (log: ../sweep-<name>.log)
+# Then, whenever cells land: scripts/sweep_sync.sh [pilot]   (copies results back and regenerates the paper).
+set -euo pipefail
+grid=${1:-experiments/pilot.yaml}
+name=$(basename "$grid" .yaml)
+root=$(git rev-parse --show-toplevel)
+wt="$root/../adaptive-lora-sweep"
+if [ -d "$wt" ]; then git -C "$wt" checkout -q --detach "$(git -C "$root" rev-parse HEAD)"; else git -C "$root" worktree add -q --detach "$wt" HEAD; fi
+mkdir -p "$wt/results/$name"
+cp -p "$root/results/$name"/*.json "$wt/results/$name/" 2>/dev/null || true   # cells done elsewhere stay done
+cp -rp "$root/results/default" "$wt/results/" 2>/dev/null || true
+cd "$wt"
+ADAPTIVE_LORA_CACHE="$root/.cache" HF_HUB_OFFLINE=1 nohup "$root/.venv/bin/python" -m adaptive_lora sweep "$grid" \
+    > "$root/../sweep-$name.log" 2>&1 &
+echo "sweep $name running in $wt (pid $!), log $root/../sweep-$name.log"
