@@ -147,46 +147,26 @@ def join_words(items: list[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------ statistics
 def mean_ci(values: list[float]) -> dict:
-    from scipy import stats
+    """adaptive_lora.report.mean_ci (the one implementation of the statistics), with this script's key names."""
+    from adaptive_lora.report import mean_ci as report_mean_ci
 
-    vals = [float(v) for v in values if finite(v)]
-    n = len(vals)
-    if n == 0:
-        return {"n": 0, "mean": math.nan, "std": math.nan, "lo": math.nan, "hi": math.nan, "half": math.nan}
-    mean = sum(vals) / n
-    if n < 2:
-        return {"n": 1, "mean": mean, "std": math.nan, "lo": math.nan, "hi": math.nan, "half": math.nan}
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
-    half = float(stats.t.ppf(0.5 + CONF / 2, n - 1)) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "lo": mean - half, "hi": mean + half, "half": half}
+    r = report_mean_ci(values, CONF)
+    return {"n": r["n"], "mean": r["mean"], "std": r["std"], "lo": r["ci_low"], "hi": r["ci_high"], "half": r["half"]}
 
 
 def paired(a: list[float], b: list[float]) -> dict:
-    """a - b paired: mean difference, its t-interval, two-sided paired t-test p (NaN when n < 2 or the
-    differences have no spread)."""
-    import warnings
+    """a - b paired, via adaptive_lora.report.paired_test: mean difference, its t-interval, two-sided paired
+    t-test p (NaN when n < 2 or when the differences have no spread), so the paper and summary.md agree."""
+    from adaptive_lora.report import paired_test
 
-    from scipy import stats
-
-    diffs = [x - y for x, y in zip(a, b)]
-    ci = mean_ci(diffs)
-    p = math.nan
-    if len(diffs) >= 2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            p = float(stats.ttest_rel(a, b).pvalue)
-    return {"n": len(diffs), "diff": ci["mean"], "lo": ci["lo"], "hi": ci["hi"], "p": p}
+    r = paired_test(a, b, CONF)
+    return {"n": r["n_pairs"], "diff": r["diff_mean"], "lo": r["diff_ci_low"], "hi": r["diff_ci_high"], "p": r["p"]}
 
 
 def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values; NaNs stay NaN and are not counted."""
-    idx = sorted((i for i, p in enumerate(pvalues) if finite(p)), key=lambda i: pvalues[i])
-    out = [math.nan] * len(pvalues)
-    running = 0.0
-    for k, i in enumerate(idx):
-        running = max(running, min(1.0, (len(idx) - k) * pvalues[i]))
-        out[i] = running
-    return out
+    from adaptive_lora.report import holm as report_holm
+
+    return report_holm(pvalues)
 
 
 # ------------------------------------------------------------------------------------------------ inputs
