@@ -51,3 +51,11 @@ def test_parse_budget_rejects(bad):
 def test_within_budget_is_half_a_percent():
     assert within_budget(1005, 1000) and within_budget(995, 1000)
     assert not within_budget(1006, 1000) and not within_budget(994, 1000)
+
+
+def test_counts_quoted_in_readme_are_the_code_s():
+    """The README quotes two parameter counts; they must be what the code computes."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"{model_spec('smollm2-135m').uniform_count(8):,} parameters" in readme
+    assert f"# {model_spec('dialogpt-medium').select(['c_attn', 'c_proj', 'c_fc']).uniform_count(16):,}" in readme
