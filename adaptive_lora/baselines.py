@@ -46,9 +46,9 @@ def active_ranks(model, adapter: str = "default") -> dict[str, int]:
 
 def adalora_model(model, cfg, spec: ModelSpec, budget: int, n_train: int):
     """-> (peft model, step hook, extra dict with 'finalize', loss_fn)."""
-    import re
-
     from peft import AdaLoraConfig, get_peft_model
+
+    from .peft_config import target_regex
 
     from .train import loss_sum
 
@@ -62,7 +62,7 @@ def adalora_model(model, cfg, spec: ModelSpec, budget: int, n_train: int):
         target_r=target_r, init_r=init_r, tinit=tinit, tfinal=tfinal, deltaT=1, total_step=steps,
         lora_alpha=2 * init_r,  # scaling alpha / init_r = 2, as alpha = 2r elsewhere
         lora_dropout=cfg.lora_dropout, orth_reg_weight=ORTH_REG,
-        target_modules="^(?:" + "|".join(re.escape(n) for n in spec.names()) + ")$", task_type="CAUSAL_LM")
+        target_modules=target_regex(spec.names()), task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, config)
     peak = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     history = []
@@ -95,9 +95,9 @@ def eva_model(model, cfg, spec: ModelSpec, budget: int, train_ex, pad_id, n_cali
     EVA budgets ranks (r x modules), as AdaLoRA does, so the parameter count can differ from the budget; the
     exact count is verified and recorded.
     """
-    import re
-
     from peft import EvaConfig, LoraConfig, get_peft_model
+
+    from .peft_config import target_regex
     from peft.tuners.lora.eva import initialize_lora_eva_weights
 
     from .data import collate, length_grouped_batches
@@ -105,7 +105,7 @@ def eva_model(model, cfg, spec: ModelSpec, budget: int, train_ex, pad_id, n_cali
     r = max(1, round(budget / sum(m.params_per_rank for m in spec.modules)))
     config = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=cfg.lora_dropout, init_lora_weights="eva",
                         eva_config=EvaConfig(rho=2.0, adjust_scaling_factors=True),
-                        target_modules="^(?:" + "|".join(re.escape(n) for n in spec.names()) + ")$",
+                        target_modules=target_regex(spec.names()),
                         task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, config, low_cpu_mem_usage=True)
     calib = train_ex[:n_calib]

@@ -32,6 +32,11 @@ def alpha_for(rank: int, scaling: str) -> int:
     raise UserError(f"unknown scaling '{scaling}'; known: {', '.join(SCALINGS)}")
 
 
+def target_regex(names) -> str:
+    """One full-match regex naming exactly these modules (PEFT full-matches a str ``target_modules``)."""
+    return "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
+
+
 def pattern_key(name: str) -> str:
     return "^" + re.escape(name)
 
@@ -43,7 +48,7 @@ def lora_config(rank_map: dict[str, int], scaling: str = "constant", dropout: fl
     if not active:
         raise UserError("rank map adapts no module (all ranks are 0)")
     default_r = Counter(active.values()).most_common(1)[0][0]
-    target = "^(?:" + "|".join(re.escape(n) for n in active) + ")$"
+    target = target_regex(active)
     return LoraConfig(
         r=default_r,
         lora_alpha=alpha_for(default_r, scaling),
