@@ -179,6 +179,167 @@ def summarize(results: list[dict], warnings_out: list[str] | None = None) -> lis
     return rows
 
 
+# ------------------------------------------------------------------------------------------- seeds needed
+DELTA = 0.01      # the paired difference (nats) the main grid must resolve
+POWER = 0.80
+ALPHA = 0.05
+
+
+def paired_power(n: int, sd_diff: float, delta: float = DELTA, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test with n pairs when the true mean difference is ``delta`` and the
+    differences have standard deviation ``sd_diff``: P(|T| > t_{1-alpha/2, n-1}), T ~ noncentral t with n - 1
+    degrees of freedom and noncentrality delta * sqrt(n) / sd_diff (exact, not the normal approximation)."""
+    from scipy import stats
+
+    if n < 2:
+        return NAN
+    df, nc = n - 1, delta * math.sqrt(n) / sd_diff
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(sd_diff: float, delta: float = DELTA, alpha: float = ALPHA, power: float = POWER,
+                 n_max: int = 10_000) -> int | None:
+    """Smallest number of seeds (pairs) n >= 2 whose paired t-test reaches ``power``; None if above n_max.
+
+    Effect size d = delta / sd_diff: d = 1 -> 10 pairs, d = 0.5 -> 34 (alpha 0.05, power 0.8; G*Power's values).
+    """
+    if not (_finite(sd_diff) and sd_diff > 0):
+        return None
+    lo, hi = 2, 2
+    while paired_power(hi, sd_diff, delta, alpha) < power:      # power grows with n: bracket, then bisect
+        if hi >= n_max:
+            return None
+        lo, hi = hi, min(2 * hi, n_max)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if paired_power(mid, sd_diff, delta, alpha) < power else (lo, mid)
+    return hi
+
+
+def _pooled_sd(samples: list[list[float]]) -> tuple[float, int]:
+    """Pooled sample standard deviation over groups (each around its own mean) and its degrees of freedom."""
+    ss, df = 0.0, 0
+    for xs in samples:
+        if len(xs) >= 2:
+            m = sum(xs) / len(xs)
+            ss += sum((x - m) ** 2 for x in xs)
+            df += len(xs) - 1
+    return (math.sqrt(ss / df) if df else NAN), df
+
+
+def sd_upper(sd: float, df: int, conf: float = CONF) -> float:
+    """One-sided upper confidence bound of a standard deviation: sd * sqrt(df / chi2_{1-conf, df})."""
+    from scipy import stats
+
+    if not (_finite(sd) and df >= 1):
+        return NAN
+    return sd * math.sqrt(df / float(stats.chi2.ppf(1 - conf, df)))
+
+
+def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA, power: float = POWER) -> list[dict]:
+    """Per (model, data, budget) group with a uniform reference: seed spread against strategy differences.
+
+    - ``sd_seed``: pooled within-strategy std of the eval loss over seeds (df = sum(n_s - 1));
+      ``sd_uniform``: the same for uniform alone;
+    - ``sd_diff``: pooled std of the paired differences strategy - uniform (same seed), the noise a paired test
+      sees, and ``sd_diff_upper``: its one-sided 95 % upper bound (chi-square; few pairs make it uncertain);
+    - ``diff_min``/``diff_max``/``max_abs_diff``: the range of the strategies' mean paired differences;
+    - ``seeds_needed`` (alpha), ``seeds_needed_holm`` (alpha / m, Holm's first step over the m strategies compared
+      with uniform), ``seeds_needed_upper`` (alpha / m with ``sd_diff_upper``): seeds for a paired difference of
+      ``delta`` nats at the given power. None where undefined (fewer than 2 pairs anywhere).
+    """
+    rows = summarize(results)
+    out = []
+    for (model, data, budget), rs in _groups(rows).items():
+        by_strategy: dict[str, dict[int, float]] = {}
+        for r in results:
+            if group_key(r) == (model, data, budget) and _finite(r.get("eval_loss")):
+                by_strategy.setdefault(r["config"]["strategy"], {}).setdefault(r["config"]["seed"], r["eval_loss"])
+        ref = by_strategy.get(REFERENCE)
+        others = [s for s in _strategy_order(by_strategy) if s != REFERENCE]
+        if not ref or not others:
+            continue
+        diffs = [[v[s] - ref[s] for s in sorted(v) if s in ref] for k, v in by_strategy.items() if k != REFERENCE]
+        sd_seed, df_seed = _pooled_sd([list(v.values()) for v in by_strategy.values()])
+        sd_uni, df_uni = _pooled_sd([list(ref.values())])
+        sd_diff, df_diff = _pooled_sd(diffs)
+        means = [r["diff_vs_uniform_mean"] for r in rs if r["strategy"] != REFERENCE
+                 and _finite(r["diff_vs_uniform_mean"])]
+        m = max(1, len(others))
+        upper = sd_upper(sd_diff, df_diff)
+        out.append({"model": model, "data": data, "budget": budget, "strategies": len(others),
+                    "max_seeds": max(len(v) for v in by_strategy.values()),
+                    "sd_seed": sd_seed, "df_seed": df_seed, "sd_uniform": sd_uni, "df_uniform": df_uni,
+                    "sd_diff": sd_diff, "df_diff": df_diff, "sd_diff_upper": upper,
+                    "diff_min": min(means) if means else NAN, "diff_max": max(means) if means else NAN,
+                    "max_abs_diff": max((abs(x) for x in means), default=NAN),
+                    "delta": delta, "alpha": alpha, "power": power,
+                    "seeds_needed": seeds_needed(sd_diff, delta, alpha, power),
+                    "seeds_needed_holm": seeds_needed(sd_diff, delta, alpha / m, power),
+                    "seeds_needed_upper": seeds_needed(upper, delta, alpha / m, power)})
+    return out
+
+
+def seed_spread_markdown(spread: list[dict]) -> list[str]:
+    """The 'seeds needed' section of summary.md."""
+    if not spread:
+        return []
+    lines = ["## Seed spread and seeds needed", "",
+             f"sd = pooled sample standard deviation over seeds (df in brackets); paired = of strategy − uniform at "
+             f"the same seed; seeds needed for a {DELTA} nat paired difference at power {POWER:.0%}, two-sided "
+             f"α = {ALPHA} (plain, Holm's first step α/m, and Holm with the 95 % upper bound of the paired sd).", "",
+             "| model · data · budget | sd seeds | sd uniform | sd paired [95 % upper] | Δ range | seeds needed "
+             "(α / α/m / upper) |", "| --- | --- | --- | --- | --- | --- |"]
+    for s in spread:
+        def sd(v, df):
+            return f"{v:.4f} ({df})" if _finite(v) else DASH
+        need = " / ".join(DASH if n is None else str(n) for n in
+                          (s["seeds_needed"], s["seeds_needed_holm"], s["seeds_needed_upper"]))
+        rng = (f"{s['diff_min']:+.4f} … {s['diff_max']:+.4f}" if _finite(s["diff_min"]) else DASH)
+        lines.append(f"| {s['model']} · {s['data']} · {s['budget']} | {sd(s['sd_seed'], s['df_seed'])} | "
+                     f"{sd(s['sd_uniform'], s['df_uniform'])} | {sd(s['sd_diff'], s['df_diff'])} "
+                     f"[{_f(s['sd_diff_upper'], '.4f')}] | {rng} | {need} |")
+    return lines + [""]
+
+
+def seed_spread_text(s: dict | None, latex: bool = False) -> str:
+    """The pilot's 'seed spread vs strategy differences' paragraph (EXPERIMENTS.md, the paper), from one
+    ``seed_spread`` row; every number is generated. ``latex`` switches minus signs, alpha, % and thousands."""
+    def num(x: float, signed: bool = False) -> str:
+        t = f"{x:+.4f}" if signed else f"{x:.4f}"
+        return t.replace("-", "$-$") if latex else t.replace("-", "−")
+
+    def count(n: int | None) -> str:
+        t = f"{n:,}" if n is not None else "more than 10,000"
+        return t.replace(",", "{,}") if latex else t
+
+    pct = r"\,\%" if latex else " %"
+    if not s or not s["df_diff"]:
+        return ("The seed spread cannot be estimated yet: no strategy at this budget has two seeds paired with "
+                "uniform rank, so the number of seeds the main grid needs is still open.")
+    close = s["max_abs_diff"] < s["sd_diff"]
+    test = (rf"$\alpha = {s['alpha']:g}$ (two-sided paired $t$-test)" if latex else
+            f"α = {s['alpha']:g} (two-sided paired t-test)")
+    n, n_holm, n_up = s["seeds_needed"], s["seeds_needed_holm"], s["seeds_needed_upper"]
+    return (f"With up to {s['max_seeds']} seeds per strategy at {s['budget']}, the eval loss of uniform rank "
+            f"varies with a standard deviation of {num(s['sd_uniform'])} nats ({num(s['sd_seed'])} pooled over all "
+            f"{s['strategies'] + 1} strategies; {s['df_uniform']} and {s['df_seed']} degrees of freedom), and the "
+            f"strategies' "
+            f"mean paired differences to uniform span {num(s['diff_min'], True)} to {num(s['diff_max'], True)} "
+            f"nats. The largest of them ({num(s['max_abs_diff'])} nats) is {'smaller' if close else 'larger'} than "
+            f"the seed-to-seed standard deviation of a paired difference ({num(s['sd_diff'])} nats with {s['df_diff']} "
+            f"degrees of freedom; one-sided 95{pct} upper bound {num(s['sd_diff_upper'])}), so "
+            + ("with this many seeds the strategies are within each other's noise. " if close else
+               "the largest differences stand out of the noise even with few seeds. ")
+            + f"Resolving a paired difference of {s['delta']:g} nats with {round(100 * s['power'])}{pct} power at "
+            f"{test} takes {count(n)} seeds; with Holm's correction over the {s['strategies']} strategies, "
+            f"{count(n_holm)}; and {count(n_up)} if the paired standard deviation is at its upper bound. "
+            + (f"The main grid therefore needs at least {count(n_holm)} seeds per cell to resolve "
+               f"{s['delta']:g} nats." if n_holm is not None else
+               f"Differences of {s['delta']:g} nats are out of reach of any affordable number of seeds."))
+
+
 # --------------------------------------------------------------------------------------------------- writers
 def _csv_value(v):
     if isinstance(v, float):
@@ -221,7 +382,7 @@ def _groups(rows):
     return out
 
 
-def summary_markdown(rows: list[dict], experiment: str, warns: list[str] = ()) -> str:
+def summary_markdown(rows: list[dict], experiment: str, warns: list[str] = (), spread: list[dict] = ()) -> str:
     lines = [f"# Summary of experiment `{experiment}`", "",
              "Eval loss: mean ± sample std over seeds, 95 % CI of the mean (t distribution). "
              "PPL = exp(mean eval loss). Δ = strategy − uniform at the same seed (negative = better); "
@@ -243,6 +404,7 @@ def summary_markdown(rows: list[dict], experiment: str, warns: list[str] = ()) -
                          f"{_params(r['trainable_params_mean'])} | {_f(r['train_seconds_mean'], '.0f')} | {diff} | "
                          f"{_p(r['p_paired_t'])} | {_p(r['p_holm'])} | {r['note']} |")
         lines.append("")
+    lines += seed_spread_markdown(spread)
     if warns:
         lines += ["## Warnings", "", *(f"- {w}" for w in warns), ""]
     return "\n".join(lines)
@@ -310,7 +472,7 @@ def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_
     rows = summarize(results, warns)
     summary_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("summary.csv", to_csv(rows)), ("summary.md", summary_markdown(rows, experiment, warns))):
+    for name, text in (("summary.csv", to_csv(rows)), ("summary.md", summary_markdown(rows, experiment, warns, seed_spread(results)))):
         (summary_dir / name).write_text(text)
         written.append(summary_dir / name)
     if paper_dir is not None:

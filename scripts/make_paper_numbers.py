@@ -620,6 +620,17 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
         if untested:
             headline += f", while {were(untested)} not yet tested"
     M["PilotHeadline"] = headline
+    # seed spread against strategy differences, and the seeds the main grid needs (adaptive_lora.report)
+    from adaptive_lora.report import seed_spread, seed_spread_text
+
+    spread = next((r for r in seed_spread(pilot) if r["budget"] == MAIN_BUDGET), None)
+    M["PilotSeedSpread"] = seed_spread_text(spread, latex=True)
+    ok = spread is not None and spread["df_diff"] > 0
+    M["PilotSdUniform"] = tex_num(spread["sd_uniform"]) if ok else NA
+    M["PilotSdPaired"] = tex_num(spread["sd_diff"]) if ok else NA
+    for key, name in (("seeds_needed", "PilotSeedsNeeded"), ("seeds_needed_holm", "PilotSeedsNeededHolm"),
+                      ("seeds_needed_upper", "PilotSeedsNeededUpper")):
+        M[name] = tex_int(spread[key]) if ok and spread[key] is not None else NA
     # guideline for practitioners, conditional on the verdicts
     if better:
         best = min(better, key=lambda s: comparisons[MAIN_BUDGET][s]["diff"])

@@ -128,6 +128,53 @@ def test_no_uniform_and_duplicate_seeds_are_marked():
     assert len(warns) == 1 and "dup" in warns[0]
 
 
+# (sd of the paired differences, alpha) -> pairs for 80 % power at delta = 0.01: effect sizes d = delta / sd of
+# 1, 0.8 and 0.5 give G*Power's 10, 15 and 34 pairs (two-sided paired t, alpha 0.05)
+SEEDS_NEEDED_CASES = [(0.01, 0.05, 10), (0.0125, 0.05, 15), (0.02, 0.05, 34), (0.001, 0.05, 3),
+                      (0.0, 0.05, None), (float("nan"), 0.05, None)]
+
+
+@pytest.mark.parametrize("sd, alpha, expected", SEEDS_NEEDED_CASES)
+def test_seeds_needed_table(sd, alpha, expected):
+    assert report.seeds_needed(sd, delta=0.01, alpha=alpha, power=0.8) == expected
+
+
+def test_paired_power_is_exact_and_monotone():
+    assert report.paired_power(10, 0.01, 0.01) == pytest.approx(0.8031, abs=1e-4)   # G*Power, d = 1, n = 10
+    assert report.paired_power(9, 0.01, 0.01) < 0.8 < report.paired_power(10, 0.01, 0.01)
+    assert math.isnan(report.paired_power(1, 0.01, 0.01))
+    # a stricter alpha (Holm's first step over m = 6) needs more seeds
+    assert report.seeds_needed(0.01, alpha=0.05 / 6) > report.seeds_needed(0.01)
+
+
+def test_seed_spread_on_synthetic_results():
+    (s,) = report.seed_spread(synthetic())          # the r2 group has uniform only: no row
+    assert (s["model"], s["budget"], s["strategies"], s["max_seeds"]) == ("tiny-llama", "r8", 3, 3)
+
+    def ss(xs):
+        m = sum(xs) / len(xs)
+        return sum((x - m) ** 2 for x in xs)
+
+    d_a = [a - u for a, u in zip(A, U)]
+    d_b = [b - u for b, u in zip(B, U)]               # ffn_heavy has one pair: no degrees of freedom
+    assert s["df_diff"] == 4 and s["sd_diff"] == pytest.approx(math.sqrt((ss(d_a) + ss(d_b)) / 4))
+    assert s["df_seed"] == 6 and s["sd_seed"] == pytest.approx(math.sqrt((ss(U) + ss(A) + ss(B)) / 6))
+    assert s["df_uniform"] == 2 and s["sd_uniform"] == pytest.approx(math.sqrt(ss(U) / 2))
+    assert s["diff_min"] == pytest.approx(sum(d_a) / 3) and s["diff_max"] == pytest.approx(0.5)
+    assert s["sd_diff_upper"] == pytest.approx(s["sd_diff"] * math.sqrt(4 / stats.chi2.ppf(0.05, 4)))
+    assert s["seeds_needed"] == report.seeds_needed(s["sd_diff"])
+    assert s["seeds_needed_holm"] == report.seeds_needed(s["sd_diff"], alpha=0.05 / 3)
+    assert s["seeds_needed_upper"] == report.seeds_needed(s["sd_diff_upper"], alpha=0.05 / 3)
+    assert s["seeds_needed"] < s["seeds_needed_holm"] < s["seeds_needed_upper"]
+
+
+def test_seed_spread_with_one_seed_is_undefined_and_printed_as_dashes():
+    (s,) = report.seed_spread([fake("uniform", 0, 2.0), fake("attn_heavy", 0, 1.9)])
+    assert s["seeds_needed"] is None and math.isnan(s["sd_diff"]) and s["diff_min"] == pytest.approx(-0.1)
+    table = "\n".join(report.seed_spread_markdown([s]))
+    assert "– / – / –" in table and "-0.1000 … -0.1000" in table
+
+
 def test_writers():
     rows = report.summarize(synthetic())
     parsed = list(csv.DictReader(io.StringIO(report.to_csv(rows))))
@@ -207,3 +254,27 @@ def test_figure_script_runs_as_a_program(sandbox):
                            str(sandbox / "figs")], env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (sandbox / "figs" / "pareto.pdf").exists() and (sandbox / "figs" / "pareto.png").exists()
+
+
+# -------------------------------------------------------------------------- generated blocks of the docs
+def _docs():
+    spec = importlib.util.spec_from_file_location("update_docs", SCRIPTS / "update_docs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pilot_seeds_paragraph_from_synthetic_results(tmp_path):
+    docs = _docs()
+    for r in synthetic():
+        write_json_atomic(tmp_path / "pilot" / f"{r['run_id']}.json", r)
+    text = docs.pilot_seeds_block(tmp_path)
+    (s,) = report.seed_spread(synthetic())
+    assert f"from the {len(synthetic())} cells" in text
+    assert f"takes {s['seeds_needed']:,} seeds" in text and f"at least {s['seeds_needed_holm']:,} seeds per cell" in text
+    assert f"({s['sd_diff']:.4f} nats with 4 degrees of freedom" in text and "larger than" in text
+    assert "cannot be estimated yet" in docs.pilot_seeds_block(tmp_path / "nothing")
+
+
+def test_readme_and_experiments_generated_blocks_are_fresh():
+    assert _docs().main(["--check"]) == 0, "run `python scripts/update_docs.py` and commit"
