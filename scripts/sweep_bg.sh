@@ -7,7 +7,18 @@ grid=${1:-experiments/pilot.yaml}
 name=$(basename "$grid" .yaml)
 root=$(git rev-parse --show-toplevel)
 wt="$root/../adaptive-lora-sweep"
-if [ -d "$wt" ]; then git -C "$wt" checkout -q --detach "$(git -C "$root" rev-parse HEAD)"; else git -C "$root" worktree add -q --detach "$wt" HEAD; fi
+if pgrep -f "adaptive_lora sweep" >/dev/null; then
+    echo "error: a sweep is already running (pgrep -f 'adaptive_lora sweep'); two would share the cores" >&2; exit 2
+fi
+if [ -d "$wt" ]; then
+    # cells finished there but not yet synced are kept (copied back, never overwritten); then -f lets the
+    # checkout replace untracked copies of files that HEAD now tracks
+    mkdir -p "$root/results/$name"
+    cp -pn "$wt/results/$name"/*.json "$root/results/$name/" 2>/dev/null || true
+    git -C "$wt" checkout -q -f --detach "$(git -C "$root" rev-parse HEAD)"
+else
+    git -C "$root" worktree add -q --detach "$wt" HEAD
+fi
 mkdir -p "$wt/results/$name"
 cp -p "$root/results/$name"/*.json "$wt/results/$name/" 2>/dev/null || true   # cells done elsewhere stay done
 cp -rp "$root/results/default" "$wt/results/" 2>/dev/null || true
