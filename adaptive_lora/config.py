@@ -21,6 +21,25 @@ def best_precision() -> str:
     return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
 
 
+def coerce(key: str, value, ftype: str):
+    """Make a value match a RunConfig field type, so that the same setting hashes the same from YAML, the CLI or
+    Python (``epochs: 1`` -> 1.0, ``lr: "2e-4"`` -> 0.0002, ``budget: 1000`` -> "1000"); None and bools pass."""
+    if value is None or isinstance(value, bool):
+        return value
+    base = ftype.split("|")[0].strip()
+    try:
+        if base == "float" and isinstance(value, (int, str)):
+            return float(value)
+        if base == "int" and isinstance(value, str):
+            return int(value)
+        if base == "int" and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if base == "str" and isinstance(value, (int, float)):
+            return str(value)
+    except ValueError:
+        raise UserError(f"config key '{key}': cannot read {value!r} as {base}") from None
+    return value
+
 
 @dataclass
 class RunConfig:
@@ -56,6 +75,8 @@ class RunConfig:
         from .peft_config import SCALINGS
         from .strategies import get_strategy
 
+        for f in fields(self):          # one place for type coercion (YAML, CLI and Python callers alike)
+            setattr(self, f.name, coerce(f.name, getattr(self, f.name), str(f.type)))
         check_model_name(self.model)
         if not self.rank_map_file and self.strategy not in ("adalora", "eva"):
             get_strategy(self.strategy)

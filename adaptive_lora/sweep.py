@@ -70,20 +70,10 @@ def _field_types() -> dict[str, str]:
 
 
 def _coerce(key: str, value, ftype: str):
-    """Make a YAML value match the RunConfig field type, so that the config hash equals the CLI's."""
-    if value is None or isinstance(value, bool):
-        return value
-    base = ftype.split("|")[0].strip()
-    try:
-        if base == "float" and isinstance(value, (int, str)):
-            return float(value)
-        if base == "int" and isinstance(value, str):
-            return int(value)
-        if base == "str" and isinstance(value, (int, float)):
-            return str(value)
-    except ValueError:
-        raise UserError(f"grid key '{key}': cannot read {value!r} as {base}") from None
-    return value
+    """RunConfig's own coercion (``config.coerce``), applied early so that ordering and de-duplication see the
+    same values as the validated configs."""
+    from .config import coerce
+    return coerce(key, value, ftype)
 
 
 def load_grid(path: str | Path) -> dict:

@@ -13,6 +13,7 @@ import yaml
 from adaptive_lora import provenance, run, sweep
 from adaptive_lora.cli import main
 from adaptive_lora.config import RunConfig
+from adaptive_lora.errors import UserError
 from conftest import SHORT, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,8 +81,9 @@ def test_pilot_grid_order_and_defaults():
     cells = [(d["seed"], d["strategy"], d["budget"]) for d in sweep.expand(doc)]
     strategies = ["uniform", "linear_decay", "attn_heavy", "ffn_heavy", "weight_norm", "shuffled:weight_norm",
                   "adalora"]
-    assert cells == ([(0, s, "r8") for s in strategies] + [(0, "uniform", b) for b in ("r2", "r4", "r16")]
-                     + [(1, s, "r8") for s in strategies] + [(2, s, "r8") for s in strategies])
+    # grid order: seed varies slowest in the first group (paired seeds first), then the budget sweep
+    assert cells == ([(seed, s, "r8") for seed in (0, 1, 2) for s in strategies]
+                     + [(0, "uniform", b) for b in ("r2", "r4", "r16")])
     for d in sweep.expand(doc):
         assert (d["model"], d["data"], d["train_examples"], d["epochs"], d["precision"]) == \
             ("smollm2-135m", "alpaca", 1000, 1.0, "fp32")
@@ -89,6 +91,23 @@ def test_pilot_grid_order_and_defaults():
     assert len(cfgs) == 24
     # the uniform r8 seed-0 cell is the `make main` run (on an fp32 CPU): a finished main run is reused
     assert cfgs[0].run_id == RunConfig(precision="fp32").run_id
+
+
+# (field, given, stored): RunConfig coerces to its field types, so YAML, CLI and Python hash alike
+COERCION_CASES = [("epochs", 1, 1.0), ("lr", "2e-4", 2e-4), ("seed", "3", 3), ("seed", 2.0, 2),
+                  ("budget", 1000, "1000"), ("train_examples", None, None), ("compile", True, True)]
+
+
+@pytest.mark.parametrize("key,given,stored", COERCION_CASES)
+def test_run_config_coerces_field_types(key, given, stored):
+    cfg = RunConfig(precision="fp32", **{key: given})
+    assert getattr(cfg, key) == stored and type(getattr(cfg, key)) is type(stored)
+    assert cfg.run_id == RunConfig(precision="fp32", **{key: stored}).run_id
+
+
+def test_run_config_rejects_unreadable_values():
+    with pytest.raises(UserError, match="config key 'lr': cannot read 'fast' as float"):
+        RunConfig(lr="fast")
 
 
 @pytest.mark.parametrize("grid,match", [
@@ -276,3 +295,13 @@ def test_cost_estimate_uses_measured_throughput(tiny):
     assert src == "measured" and seconds == pytest.approx(12 * 2 * 250 / 100 + 5 * 0.5)
     seconds, src = sweep.estimate_seconds(cfg, sweep.measure_throughput([]))
     assert src == "fallback" and seconds > 0
+
+
+def test_committed_results_keep_the_run_id_of_their_config():
+    """A change to RunConfig (a new field, a coercion) must not move the ids of committed cells: the sweep would
+    then run them again under a new name."""
+    paths = [p for p in sorted((ROOT / "results").glob("*/*.json"))]
+    assert paths, "no committed result"
+    for p in paths:
+        r = json.loads(p.read_text())
+        assert RunConfig.from_dict(r["config"]).run_id == r["run_id"] == p.stem, p
