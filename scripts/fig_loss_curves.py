@@ -1,4 +1,6 @@
 """Figure: training-loss curves per strategy at one budget (moving average, mean over seeds, ± 1 std band).
+A curve is each run's training objective per optimizer step: cross-entropy, plus AdaLoRA's orthogonality penalty
+for AdaLoRA runs (marked in the legend).
 
 python scripts/fig_loss_curves.py [--exp pilot] [--budget r8] [--window 0] [--out paper/figures]
 -> <out>/loss_curves.{pdf,png}. Window 0 = automatic (about 1/20 of the steps, odd, at least 1).
@@ -23,6 +25,14 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
+def label(strategy: str, group: list[dict]) -> str:
+    """Legend entry: name and n; AdaLoRA's curve is its objective, CE + weight x orthogonality penalty."""
+    runs = [r for r in group if r["config"]["strategy"] == strategy]
+    orth = {(r.get("adalora") or {}).get("orth_reg_weight") for r in runs} - {None}
+    note = f", CE + {orth.pop():g} x orth. penalty" if len(orth) == 1 else ""
+    return f"{strategy} (n={len(runs)}{note})"
+
+
 def main(argv=None) -> int:
     a = parse_args(__doc__.splitlines()[0], argv, budget=True,
                    extra=lambda ap: ap.add_argument("--window", type=int, default=0, help="moving-average steps"))
@@ -41,7 +51,7 @@ def main(argv=None) -> int:
         sm = [smooth(c[:steps], window) for c in curves]
         mean = [sum(v) / len(v) for v in zip(*sm)]
         x = range(1, steps + 1)
-        ax.plot(x, mean, color=col[s], lw=1.3, label=f"{s} (n={len(curves)})")
+        ax.plot(x, mean, color=col[s], lw=1.3, label=label(s, group))
         if len(sm) > 1:
             std = [(sum((u - m) ** 2 for u in v) / (len(v) - 1)) ** 0.5 for v, m in zip(zip(*sm), mean)]
             ax.fill_between(x, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)],

@@ -248,6 +248,16 @@ def test_frontier_and_smoothing():
                                                     {"model.layers.0.mlp.up_proj": 8}]) == {"mlp.up_proj": {0: 6.0}}
 
 
+def test_loss_curve_legend_marks_adaloras_penalty():
+    mod = _script("loss_curves")
+    ada = [fake("adalora", s, 2.0) for s in (0, 1)]
+    for r in ada:
+        r["adalora"] = {"orth_reg_weight": 0.5}
+    group = synthetic() + ada
+    assert mod.label("adalora", group) == "adalora (n=2, CE + 0.5 x orth. penalty)"
+    assert mod.label("uniform", group) == "uniform (n=4)"       # r8 seeds 0-2 and the r2 cell: same strategy
+
+
 def test_figure_script_runs_as_a_program(sandbox):
     _write_results(sandbox / "results", "syn", synthetic())
     proc = subprocess.run([sys.executable, str(SCRIPTS / "fig_pareto.py"), "--exp", "syn", "--out",
