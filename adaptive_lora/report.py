@@ -181,21 +181,34 @@ def summarize(results: list[dict], warnings_out: list[str] | None = None) -> lis
 
 # ------------------------------------------------------------------------------------------- seeds needed
 DELTA = 0.01      # the paired difference (nats) the main grid must resolve
+BASELINES = ("adalora", "eva")   # PEFT baselines: not layerwise allocations at the exact budget
+BASELINES_SHOWN = {"adalora": "AdaLoRA", "eva": "EVA"}
 POWER = 0.80
 ALPHA = 0.05
 
 
 def paired_power(n: int, sd_diff: float, delta: float = DELTA, alpha: float = ALPHA) -> float:
     """Power of the two-sided paired t-test with n pairs when the true mean difference is ``delta`` and the
-    differences have standard deviation ``sd_diff``: P(|T| > t_{1-alpha/2, n-1}), T ~ noncentral t with n - 1
-    degrees of freedom and noncentrality delta * sqrt(n) / sd_diff (exact, not the normal approximation)."""
-    from scipy import stats
+    differences have standard deviation ``sd_diff``: P(|T| > c), c = t_{1-alpha/2, n-1}, T = (Z + nc) / sqrt(V/df)
+    noncentral t with df = n - 1, nc = delta sqrt(n) / sd_diff, Z ~ N(0, 1), V ~ chi2(df).
+
+    Integrated over the quantiles u of V (exact up to quadrature error, ~1e-8):
+    power = int_0^1 [ Phi(nc - c s(u)) + Phi(-nc - c s(u)) ] du, s(u) = sqrt(chi2.ppf(u, df) / df).
+    Not ``scipy.stats.nct.sf``: it returns NaN for the large noncentralities that tiny paired spreads give.
+    """
+    from scipy import integrate, stats
 
     if n < 2:
         return NAN
     df, nc = n - 1, delta * math.sqrt(n) / sd_diff
-    crit = float(stats.t.ppf(1 - alpha / 2, df))
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    c = float(stats.t.ppf(1 - alpha / 2, df))
+
+    def f(u: float) -> float:
+        s = math.sqrt(float(stats.chi2.ppf(u, df)) / df)
+        return float(stats.norm.cdf(nc - c * s) + stats.norm.cdf(-nc - c * s))
+
+    val, _ = integrate.quad(f, 0.0, 1.0, limit=200, epsabs=1e-10)
+    return min(1.0, max(0.0, val))
 
 
 def seeds_needed(sd_diff: float, delta: float = DELTA, alpha: float = ALPHA, power: float = POWER,
@@ -245,6 +258,8 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
     - ``sd_diff``: pooled std of the paired differences strategy - uniform (same seed), the noise a paired test
       sees, and ``sd_diff_upper``: its one-sided 95 % upper bound (chi-square; few pairs make it uncertain);
     - ``diff_min``/``diff_max``/``max_abs_diff``: the range of the strategies' mean paired differences;
+      ``alloc_min``/``alloc_max``/``alloc_max_abs``: the same without the PEFT baselines (``BASELINES``: AdaLoRA,
+      EVA), i.e. among the layerwise allocations at the exact budget;
     - ``seeds_needed`` (alpha), ``seeds_needed_holm`` (alpha / m, Holm's first step over the m strategies compared
       with uniform), ``seeds_needed_upper`` (alpha / m with ``sd_diff_upper``): seeds for a paired difference of
       ``delta`` nats at the given power. None where undefined (fewer than 2 pairs anywhere).
@@ -264,8 +279,10 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
         sd_seed, df_seed = _pooled_sd([list(v.values()) for v in by_strategy.values()])
         sd_uni, df_uni = _pooled_sd([list(ref.values())])
         sd_diff, df_diff = _pooled_sd(diffs)
-        means = [r["diff_vs_uniform_mean"] for r in rs if r["strategy"] != REFERENCE
-                 and _finite(r["diff_vs_uniform_mean"])]
+        means = {r["strategy"]: r["diff_vs_uniform_mean"] for r in rs if r["strategy"] != REFERENCE
+                 and _finite(r["diff_vs_uniform_mean"])}
+        alloc = [v for k, v in means.items() if k not in BASELINES]
+        means = list(means.values())
         m = max(1, len(others))
         upper = sd_upper(sd_diff, df_diff)
         out.append({"model": model, "data": data, "budget": budget, "strategies": len(others),
@@ -274,6 +291,10 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
                     "sd_diff": sd_diff, "df_diff": df_diff, "sd_diff_upper": upper,
                     "diff_min": min(means) if means else NAN, "diff_max": max(means) if means else NAN,
                     "max_abs_diff": max((abs(x) for x in means), default=NAN),
+                    "alloc_min": min(alloc) if alloc else NAN, "alloc_max": max(alloc) if alloc else NAN,
+                    "alloc_max_abs": max((abs(x) for x in alloc), default=NAN),
+                    "baselines": sorted(k for k in by_strategy if k in BASELINES),
+                    "seeded_strategies": sum(1 for v in by_strategy.values() if len(v) >= 2),
                     "delta": delta, "alpha": alpha, "power": power,
                     "seeds_needed": seeds_needed(sd_diff, delta, alpha, power),
                     "seeds_needed_holm": seeds_needed(sd_diff, delta, alpha / m, power),
@@ -318,26 +339,37 @@ def seed_spread_text(s: dict | None, latex: bool = False) -> str:
     if not s or not s["df_diff"]:
         return ("The seed spread cannot be estimated yet: no strategy at this budget has two seeds paired with "
                 "uniform rank, so the number of seeds the main grid needs is still open.")
-    close = s["max_abs_diff"] < s["sd_diff"]
     test = (rf"$\alpha = {s['alpha']:g}$ (two-sided paired $t$-test)" if latex else
             f"α = {s['alpha']:g} (two-sided paired t-test)")
     n, n_holm, n_up = s["seeds_needed"], s["seeds_needed_holm"], s["seeds_needed_upper"]
-    return (f"With up to {s['max_seeds']} seeds per strategy at {s['budget']}, the eval loss of uniform rank "
-            f"varies with a standard deviation of {num(s['sd_uniform'])} nats ({num(s['sd_seed'])} pooled over all "
-            f"{s['strategies'] + 1} strategies; {s['df_uniform']} and {s['df_seed']} degrees of freedom), and the "
-            f"strategies' "
-            f"mean paired differences to uniform span {num(s['diff_min'], True)} to {num(s['diff_max'], True)} "
-            f"nats. The largest of them ({num(s['max_abs_diff'])} nats) is {'smaller' if close else 'larger'} than "
-            f"the seed-to-seed standard deviation of a paired difference ({num(s['sd_diff'])} nats with {s['df_diff']} "
-            f"degrees of freedom; one-sided 95{pct} upper bound {num(s['sd_diff_upper'])}), so "
+    span = f"{num(s['diff_min'], True)} to {num(s['diff_max'], True)} nats"
+    largest, what = s["max_abs_diff"], "The largest of them"
+    if s["baselines"] and _finite(s["alloc_min"]):
+        span += (f" ({num(s['alloc_min'], True)} to {num(s['alloc_max'], True)} among the layerwise allocations, "
+                 f"without {' and '.join(BASELINES_SHOWN.get(b, b) for b in s['baselines'])})")
+        largest, what = s["alloc_max_abs"], "The largest among the allocations"
+    close = largest < s["sd_diff"]
+    text = (f"With up to {s['max_seeds']} seeds per strategy at {s['budget']}, the eval loss of uniform rank "
+            f"varies with a standard deviation of {num(s['sd_uniform'])} nats ({num(s['sd_seed'])} pooled over the "
+            f"{s['seeded_strategies']} strategies with two or more seeds; {s['df_uniform']} and {s['df_seed']} "
+            f"degrees of freedom), and the strategies' mean paired differences to uniform span {span}. "
+            f"{what} ({num(largest)} nats) is {'smaller' if close else 'larger'} than the seed-to-seed standard "
+            f"deviation of a paired difference ({num(s['sd_diff'])} nats with {s['df_diff']} degrees of freedom; "
+            f"one-sided 95{pct} upper bound {num(s['sd_diff_upper'])}): "
             + ("with this many seeds the strategies are within each other's noise. " if close else
-               "the largest differences stand out of the noise even with few seeds. ")
+               ("pairing by seed removes part of the seed-to-seed variation, and differences of this size stand "
+                "out with few seeds. " if s["sd_diff"] < s["sd_uniform"] else
+                "differences of this size stand out with few seeds. "))
             + f"Resolving a paired difference of {s['delta']:g} nats with {round(100 * s['power'])}{pct} power at "
             f"{test} takes {count(n)} seeds; with Holm's correction over the {s['strategies']} strategies, "
-            f"{count(n_holm)}; and {count(n_up)} if the paired standard deviation is at its upper bound. "
-            + (f"The main grid therefore needs at least {count(n_holm)} seeds per cell to resolve "
-               f"{s['delta']:g} nats." if n_holm is not None else
-               f"Differences of {s['delta']:g} nats are out of reach of any affordable number of seeds."))
+            f"{count(n_holm)}; and {count(n_up)} if the paired standard deviation is at its upper bound. ")
+    if n_up is not None:
+        return text + (f"The main grid should therefore run {count(n_up)} seeds per cell, enough even if the pilot "
+                       f"underestimates the spread.")
+    if n_holm is not None:
+        return text + (f"The main grid needs at least {count(n_holm)} seeds per cell at the estimated spread, and "
+                       "more if the pilot underestimates it.")
+    return text + f"Differences of {s['delta']:g} nats are out of reach of any affordable number of seeds."
 
 
 # --------------------------------------------------------------------------------------------------- writers

@@ -131,6 +131,7 @@ def test_no_uniform_and_duplicate_seeds_are_marked():
 # (sd of the paired differences, alpha) -> pairs for 80 % power at delta = 0.01: effect sizes d = delta / sd of
 # 1, 0.8 and 0.5 give G*Power's 10, 15 and 34 pairs (two-sided paired t, alpha 0.05)
 SEEDS_NEEDED_CASES = [(0.01, 0.05, 10), (0.0125, 0.05, 15), (0.02, 0.05, 34), (0.001, 0.05, 3),
+                      (0.0007, 0.05, 2), (0.0007, 0.05 / 6, 3),
                       (0.0, 0.05, None), (float("nan"), 0.05, None)]
 
 
@@ -143,6 +144,14 @@ def test_paired_power_is_exact_and_monotone():
     assert report.paired_power(10, 0.01, 0.01) == pytest.approx(0.8031, abs=1e-4)   # G*Power, d = 1, n = 10
     assert report.paired_power(9, 0.01, 0.01) < 0.8 < report.paired_power(10, 0.01, 0.01)
     assert math.isnan(report.paired_power(1, 0.01, 0.01))
+    # huge noncentrality (tiny paired spread), where scipy's nct returns NaN: for df = 1, T = (Z + nc) / |W|, so
+    # power = E_W[Phi(nc - c|W|) + Phi(-nc - c|W|)], integrated here over W directly
+    from scipy import integrate
+    nc, c = 0.01 * math.sqrt(2) / 0.0007, stats.t.ppf(1 - 0.05 / 12, 1)
+    direct = 2 * integrate.quad(lambda w: stats.norm.pdf(w) * (stats.norm.cdf(nc - c * w)
+                                                               + stats.norm.cdf(-nc - c * w)), 0, math.inf)[0]
+    assert report.paired_power(2, 0.0007, 0.01, 0.05 / 6) == pytest.approx(direct, abs=1e-6)
+    assert 0.2 < direct < 0.22
     # a stricter alpha (Holm's first step over m = 6) needs more seeds
     assert report.seeds_needed(0.01, alpha=0.05 / 6) > report.seeds_needed(0.01)
 
@@ -166,6 +175,16 @@ def test_seed_spread_on_synthetic_results():
     assert s["seeds_needed_holm"] == report.seeds_needed(s["sd_diff"], alpha=0.05 / 3)
     assert s["seeds_needed_upper"] == report.seeds_needed(s["sd_diff_upper"], alpha=0.05 / 3)
     assert s["seeds_needed"] < s["seeds_needed_holm"] < s["seeds_needed_upper"]
+
+
+def test_seed_spread_separates_the_peft_baselines():
+    rs = synthetic() + [fake("adalora", 0, 3.0), fake("adalora", 1, 3.1)]
+    (s,) = report.seed_spread(rs)
+    assert s["baselines"] == ["adalora"] and s["strategies"] == 4 and s["seeded_strategies"] == 4
+    assert s["diff_max"] == pytest.approx(1.0) and s["alloc_max"] == pytest.approx(0.5)
+    assert s["alloc_min"] == pytest.approx(sum(a - u for a, u in zip(A, U)) / 3)
+    text = report.seed_spread_text(s)
+    assert "among the layerwise allocations, without AdaLoRA" in text and "The largest among the allocations (0.5000" in text
 
 
 def test_seed_spread_with_one_seed_is_undefined_and_printed_as_dashes():
@@ -281,8 +300,10 @@ def test_pilot_seeds_paragraph_from_synthetic_results(tmp_path):
     text = docs.pilot_seeds_block(tmp_path)
     (s,) = report.seed_spread(synthetic())
     assert f"from the {len(synthetic())} cells" in text
-    assert f"takes {s['seeds_needed']:,} seeds" in text and f"at least {s['seeds_needed_holm']:,} seeds per cell" in text
+    assert f"takes {s['seeds_needed']:,} seeds" in text and f"strategies, {s['seeds_needed_holm']:,};" in text
     assert f"({s['sd_diff']:.4f} nats with 4 degrees of freedom" in text and "larger than" in text
+    assert "among the layerwise allocations" not in text     # no baseline in the synthetic group
+    assert f"run {s['seeds_needed_upper']:,} seeds per cell" in text
     assert "cannot be estimated yet" in docs.pilot_seeds_block(tmp_path / "nothing")
 
 
