@@ -277,6 +277,17 @@ def test_loss_curve_legend_marks_adaloras_penalty():
     assert mod.label("uniform", group) == "uniform (n=4)"       # r8 seeds 0-2 and the r2 cell: same strategy
 
 
+def test_loss_curve_paired_delta_is_exact():
+    mod = _script("loss_curves")
+    group = [fake("uniform", s, 2.0) for s in (0, 1)] + [fake("linear_decay", s, 2.0) for s in (0, 1, 2)]
+    for r in group[2:]:
+        r["train_loss_curve"] = [v - 0.05 * (1 + r["config"]["seed"]) for v in r["train_loss_curve"]]
+    delta, n = mod.paired_delta(group, "linear_decay", window=1)
+    assert n == 2 and len(delta) == 40                      # seed 2 has no uniform partner
+    assert delta == pytest.approx([-(0.05 + 0.10) / 2] * 40)
+    assert mod.paired_delta(group, "attn_heavy", window=1) == ([], 0)
+
+
 def test_figure_script_runs_as_a_program(sandbox):
     _write_results(sandbox / "results", "syn", synthetic())
     proc = subprocess.run([sys.executable, str(SCRIPTS / "fig_pareto.py"), "--exp", "syn", "--out",
