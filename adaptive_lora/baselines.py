@@ -49,7 +49,6 @@ def adalora_model(model, cfg, spec: ModelSpec, budget: int, n_train: int):
     from peft import AdaLoraConfig, get_peft_model
 
     from .peft_config import target_regex
-
     from .train import loss_sum
 
     steps = total_optimizer_steps(n_train, cfg.batch_size, cfg.epochs)
@@ -96,11 +95,10 @@ def eva_model(model, cfg, spec: ModelSpec, budget: int, train_ex, pad_id, n_cali
     exact count is verified and recorded.
     """
     from peft import EvaConfig, LoraConfig, get_peft_model
-
-    from .peft_config import target_regex
     from peft.tuners.lora.eva import initialize_lora_eva_weights
 
     from .data import collate, length_grouped_batches
+    from .peft_config import target_regex
 
     r = max(1, round(budget / sum(m.params_per_rank for m in spec.modules)))
     config = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=cfg.lora_dropout, init_lora_weights="eva",

@@ -264,25 +264,25 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
       with uniform), ``seeds_needed_upper`` (alpha / m with ``sd_diff_upper``): seeds for a paired difference of
       ``delta`` nats at the given power. None where undefined (fewer than 2 pairs anywhere).
     """
-    rows = summarize(results)
+    groups: dict[tuple, dict[str, dict[int, float]]] = {}
+    for r in results:           # {group: {strategy: {seed: eval loss}}}; the first result per seed, as summarize
+        if _finite(r.get("eval_loss")):
+            groups.setdefault(group_key(r), {}).setdefault(r["config"]["strategy"], {}).setdefault(
+                r["config"]["seed"], r["eval_loss"])
     out = []
-    for (model, data, budget), rs in _groups(rows).items():
-        by_strategy: dict[str, dict[int, float]] = {}
-        for r in results:
-            if group_key(r) == (model, data, budget) and _finite(r.get("eval_loss")):
-                by_strategy.setdefault(r["config"]["strategy"], {}).setdefault(r["config"]["seed"], r["eval_loss"])
+    for (model, data, budget), by_strategy in groups.items():
         ref = by_strategy.get(REFERENCE)
         others = [s for s in _strategy_order(by_strategy) if s != REFERENCE]
         if not ref or not others:
             continue
-        diffs = [[v[s] - ref[s] for s in sorted(v) if s in ref] for k, v in by_strategy.items() if k != REFERENCE]
+        # paired differences strategy - uniform at the shared seeds; their means are summarize's diff_vs_uniform
+        diffs = {k: [by_strategy[k][sd] - ref[sd] for sd in sorted(by_strategy[k]) if sd in ref] for k in others}
         sd_seed, df_seed = _pooled_sd([list(v.values()) for v in by_strategy.values()])
         sd_uni, df_uni = _pooled_sd([list(ref.values())])
-        sd_diff, df_diff = _pooled_sd(diffs)
-        means = {r["strategy"]: r["diff_vs_uniform_mean"] for r in rs if r["strategy"] != REFERENCE
-                 and _finite(r["diff_vs_uniform_mean"])}
-        alloc = [v for k, v in means.items() if k not in BASELINES]
-        means = list(means.values())
+        sd_diff, df_diff = _pooled_sd(list(diffs.values()))
+        by_mean = {k: sum(d) / len(d) for k, d in diffs.items() if d}
+        means = list(by_mean.values())
+        alloc = [v for k, v in by_mean.items() if k not in BASELINES]
         m = max(1, len(others))
         upper = sd_upper(sd_diff, df_diff)
         out.append({"model": model, "data": data, "budget": budget, "strategies": len(others),
@@ -504,7 +504,8 @@ def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_
     rows = summarize(results, warns)
     summary_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("summary.csv", to_csv(rows)), ("summary.md", summary_markdown(rows, experiment, warns, seed_spread(results)))):
+    md = summary_markdown(rows, experiment, warns, seed_spread(results))
+    for name, text in (("summary.csv", to_csv(rows)), ("summary.md", md)):
         (summary_dir / name).write_text(text)
         written.append(summary_dir / name)
     if paper_dir is not None:

@@ -49,6 +49,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from . import provenance
+from .config import coerce
 from .errors import UserError
 
 GRID_KEYS = {"name", "description", "defaults", "grid", "order"}
@@ -67,13 +68,6 @@ DEFAULT_EVAL_EXAMPLES = 500
 def _field_types() -> dict[str, str]:
     from .config import RunConfig
     return {f.name: str(f.type) for f in fields(RunConfig)}
-
-
-def _coerce(key: str, value, ftype: str):
-    """RunConfig's own coercion (``config.coerce``), applied early so that ordering and de-duplication see the
-    same values as the validated configs."""
-    from .config import coerce
-    return coerce(key, value, ftype)
 
 
 def load_grid(path: str | Path) -> dict:
@@ -130,7 +124,7 @@ def expand(doc: dict) -> list[dict]:
             options.append(v)
         for combo in itertools.product(*options):
             d = {**defaults, **dict(zip(keys, combo)), "experiment": name}
-            out.append({k: _coerce(k, v, types[k]) for k, v in d.items()})
+            out.append({k: coerce(k, v, types[k]) for k, v in d.items()})
     order = list(doc.get("order") or [])
     bad = sorted(set(order) - allowed)
     if bad:

@@ -27,12 +27,18 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
+def orth_weights(strategy: str, group: list[dict]) -> set[float]:
+    """The orthogonality-penalty weights in the strategy's training objectives (AdaLoRA); empty for plain CE."""
+    return {(r.get("adalora") or {}).get("orth_reg_weight") for r in group
+            if r["config"]["strategy"] == strategy} - {None}
+
+
 def label(strategy: str, group: list[dict]) -> str:
     """Legend entry: name and n; AdaLoRA's curve is its objective, CE + weight x orthogonality penalty."""
-    runs = [r for r in group if r["config"]["strategy"] == strategy]
-    orth = {(r.get("adalora") or {}).get("orth_reg_weight") for r in runs} - {None}
+    n = sum(1 for r in group if r["config"]["strategy"] == strategy)
+    orth = orth_weights(strategy, group)
     note = f", CE + {orth.pop():g} x orth. penalty" if len(orth) == 1 else ""
-    return f"{strategy} (n={len(runs)}{note})"
+    return f"{strategy} (n={n}{note})"
 
 
 def paired_delta(group: list[dict], strategy: str, window: int) -> tuple[list[float], int]:
@@ -74,7 +80,7 @@ def main(argv=None) -> int:
             ax.fill_between(x, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)],
                             color=col[s], alpha=0.15, lw=0)
         # right panel: paired difference to uniform; curves that include a penalty are not comparable there
-        if s != REFERENCE and "orth. penalty" not in label(s, group):
+        if s != REFERENCE and not orth_weights(s, group):
             delta, n = paired_delta(group, s, a.window or max(1, (steps // 8) | 1))
             if delta:
                 dax.plot(range(1, len(delta) + 1), delta, color=col[s], lw=1.3, label=f"{s} (n={n})")

@@ -625,12 +625,6 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
 
     spread = next((r for r in seed_spread(pilot) if r["budget"] == MAIN_BUDGET), None)
     M["PilotSeedSpread"] = seed_spread_text(spread, latex=True)
-    ok = spread is not None and spread["df_diff"] > 0
-    M["PilotSdUniform"] = tex_num(spread["sd_uniform"]) if ok else NA
-    M["PilotSdPaired"] = tex_num(spread["sd_diff"]) if ok else NA
-    for key, name in (("seeds_needed", "PilotSeedsNeeded"), ("seeds_needed_holm", "PilotSeedsNeededHolm"),
-                      ("seeds_needed_upper", "PilotSeedsNeededUpper")):
-        M[name] = tex_int(spread[key]) if ok and spread[key] is not None else NA
     # guideline for practitioners, conditional on the verdicts
     if better:
         best = min(better, key=lambda s: comparisons[MAIN_BUDGET][s]["diff"])
@@ -731,7 +725,6 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     M["AdaloraFinalParams"] = tex_int(sum(finals) / len(finals)) if finals else NA
     M["AdaloraPeakParams"] = tex_int(sum(peaks) / len(peaks)) if peaks else NA
     M["AdaloraFinalShare"] = (f"{sum(finals) / len(finals) / budget_main * 100:.1f}\\,\\%" if finals else NA)
-    M["AdaloraGainShare"] = NA
 
     # --- result sentences (generated so that they read correctly whatever is committed)
     uni = cells.get((REFERENCE, MAIN_BUDGET))
@@ -774,11 +767,10 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
 
         if common and gain(uni) > 0:
             share = gain(ada) / gain(uni)
-            M["AdaloraGainShare"] = f"{share * 100:.0f}\,\%"
             M["ResultAdaloraSentence"] += (
                 f" With the shared learning rate and {tex_int(ada.runs[common[0]]['optimizer_steps'])} optimiser "
                 f"steps it lowered the held-out loss by {tex_num(gain(ada))} nats from the base model, "
-                f"{M['AdaloraGainShare']} of uniform rank's {tex_num(gain(uni))} at the same "
+                f"{share * 100:.0f}\\,\\% of uniform rank's {tex_num(gain(uni))} at the same "
                 f"seed{'s' if len(common) != 1 else ''}"
                 + (". It barely left the base model, so this comparison says more about AdaLoRA's training budget "
                    "than about its allocation; a likely reason (not tested here) is PEFT's initialisation, "
