@@ -567,9 +567,8 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     missing = int(M["PilotMissingRuns"])
     M["PilotGridSentence"] = (
         f"The pilot grid is complete: all {len(cells_planned)} planned runs are committed." if pilot and not missing
-        else f"The pilot grid is {M['PilotStatus']}; {missing} of its {len(cells_planned)} runs are missing, "
-             "statements in this paper cover only the committed runs, and sentences that depend on missing runs "
-             "say so.")
+        else f"The pilot grid is {M['PilotStatus']}, so statements in this paper cover only those runs, and "
+             "sentences that depend on missing runs say so.")
     for strat, b in all_keys:
         cell = cells.get((strat, b), Cell(strat, b))
         st = mean_ci(cell.values("eval_loss"))
