@@ -115,15 +115,22 @@ def _by_seed(results: list[dict], warn: list[str]) -> dict[int, dict]:
     return out
 
 
-def summarize(results: list[dict], warnings_out: list[str] | None = None) -> list[dict]:
-    """One row per (model, data, budget, strategy), with the paired comparison to uniform and Holm's p."""
-    warn = warnings_out if warnings_out is not None else []
+def _grouped(results: list[dict], warn: list[str]) -> dict[tuple, dict[str, list[dict]]]:
+    """{(model, data, budget): {strategy: [results]}} in input order; results without a finite eval loss are
+    left out (noted in ``warn``). ``_by_seed`` then keeps the first result per seed."""
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for r in results:
         if not _finite(r.get("eval_loss")):
             warn.append(f"{r.get('run_id')}: no finite eval_loss, left out")
             continue
         groups.setdefault(group_key(r), {}).setdefault(r["config"]["strategy"], []).append(r)
+    return groups
+
+
+def summarize(results: list[dict], warnings_out: list[str] | None = None) -> list[dict]:
+    """One row per (model, data, budget, strategy), with the paired comparison to uniform and Holm's p."""
+    warn = warnings_out if warnings_out is not None else []
+    groups = _grouped(results, warn)
 
     def budget_sort(key):
         params = [r.get("budget_params") or 0 for rs in groups[key].values() for r in rs]
@@ -264,13 +271,10 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
       with uniform), ``seeds_needed_upper`` (alpha / m with ``sd_diff_upper``): seeds for a paired difference of
       ``delta`` nats at the given power. None where undefined (fewer than 2 pairs anywhere).
     """
-    groups: dict[tuple, dict[str, dict[int, float]]] = {}
-    for r in results:           # {group: {strategy: {seed: eval loss}}}; the first result per seed, as summarize
-        if _finite(r.get("eval_loss")):
-            groups.setdefault(group_key(r), {}).setdefault(r["config"]["strategy"], {}).setdefault(
-                r["config"]["seed"], r["eval_loss"])
     out = []
-    for (model, data, budget), by_strategy in groups.items():
+    for (model, data, budget), runs in _grouped(results, []).items():
+        # {strategy: {seed: eval loss}}, the same runs summarize compares
+        by_strategy = {k: {sd: r["eval_loss"] for sd, r in _by_seed(rs, []).items()} for k, rs in runs.items()}
         ref = by_strategy.get(REFERENCE)
         others = [s for s in _strategy_order(by_strategy) if s != REFERENCE]
         if not ref or not others:

@@ -4,7 +4,8 @@ for AdaLoRA runs (marked in the legend). Right panel: each strategy's curve minu
 batches in the same order), averaged over the shared seeds; penalised curves are left out there.
 
 python scripts/fig_loss_curves.py [--exp pilot] [--budget r8] [--window 0] [--out paper/figures]
--> <out>/loss_curves.{pdf,png}. Window 0 = automatic (about 1/20 of the steps, odd, at least 1).
+-> <out>/loss_curves.{pdf,png}. Window 0 = automatic (odd, at least 1: about 1/20 of the steps for the curves,
+1/8 for the paired differences).
 """
 from __future__ import annotations
 

@@ -474,7 +474,6 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     M["HyperEpochs"] = f"{grid_defaults.get('epochs', defaults['epochs']):g}"
     M["HyperTrainExamples"] = tex_int(grid_defaults.get("train_examples", defaults["train_examples"]))
     M["HyperPrecision"] = escape(grid_defaults.get("precision", defaults["precision"]))
-    M["PilotPlannedRuns"] = str(len(cells_planned))
     M["PilotPlannedStrategies"] = str(len(planned_strats))
     M["PilotPlannedSeeds"] = str(len(planned_seeds))
     M["PilotPlannedStrategyList"] = join_words([tt(s) for s in planned_strats]) or NA
@@ -559,12 +558,11 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     present = {(str(r["config"].get("strategy")), str(r["config"].get("budget")), int(r["config"].get("seed", 0)))
                for r in pilot}
     M["PilotRuns"] = str(len(pilot))
-    M["PilotMissingRuns"] = str(sum(1 for c in cells_planned if c not in present))
+    missing = sum(1 for c in cells_planned if c not in present)
     M["PilotStatus"] = ("not yet run (no result is committed under \\texttt{results/pilot/})" if not pilot else
-                        "complete" if all(c in present for c in cells_planned) else
+                        "complete" if not missing else
                         f"partial: {len(present & set(cells_planned))} of the {len(cells_planned)} planned runs "
                         "are committed")
-    missing = int(M["PilotMissingRuns"])
     M["PilotGridSentence"] = (
         f"The pilot grid is complete: all {len(cells_planned)} planned runs are committed." if pilot and not missing
         else f"The pilot grid is {M['PilotStatus']}, so statements in this paper cover only those runs, and "
