@@ -8,41 +8,60 @@ import sys
 from .errors import UserError
 
 
+ALIASES = {"rank_map_file": ["--rank-map"]}
+
+
+def _converter(ftype: str):
+    """argparse type for a RunConfig annotation ('int', 'float | None', 'dict', ...); 'none' -> None."""
+    base = ftype.split("|")[0].strip()
+    conv = {"int": int, "float": float, "str": str, "dict": _json_dict}[base]
+    if "None" not in ftype:
+        return conv
+    return lambda text: None if text.lower() in ("none", "null", "") else conv(text)
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--data", default="alpaca", help="alpaca | gsm8k | path/to/file.jsonl")
-    p.add_argument("--eval-data", default=None, help="held-out JSONL for a custom --data file")
-    p.add_argument("--split", default="default", help="default (pool / 500 held out) | prior (train[:100] / [100:120])")
-    p.add_argument("--strategy", default="uniform")
-    p.add_argument("--budget", default="r8", help="rN (uniform rank N equivalent) or a count like 1.5M")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-examples", type=int, default=1000)
-    p.add_argument("--eval-examples", type=int, default=None)
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--scaling", default="constant", help="constant (alpha=2r) | rslora | fixed-alpha")
-    p.add_argument("--precision", default="auto", help="auto | bf16 (autocast, bf16 base) | fp32")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (cache in .cache/)")
-    p.add_argument("--rank-map", dest="rank_map_file", default=None, help="JSON rank map to use as is")
-    p.add_argument("--experiment", default="default")
+    """One option per RunConfig field (``--kebab-name``), typed and documented from the dataclass."""
+    from dataclasses import MISSING, fields
+
+    from .config import RunConfig
+
+    for f in fields(RunConfig):
+        flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, [])]
+        default = f.default_factory() if f.default is MISSING else f.default
+        ftype = str(f.type)
+        helptext = f.metadata.get("help", "") + f" (default: {json.dumps(default)})"
+        if ftype == "bool":
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=helptext)
+        else:
+            p.add_argument(*flags, dest=f.name, type=_converter(ftype), default=default, help=helptext,
+                           metavar=f.name.upper())
 
 
 def cmd_run(a) -> int:
+    from dataclasses import fields
+
     from .config import RunConfig
     from .run import execute
 
-    keys = ("model", "data", "eval_data", "split", "strategy", "budget", "seed", "train_examples", "eval_examples",
-            "epochs", "batch_size", "lr", "max_length", "scaling", "precision", "compile", "rank_map_file",
-            "experiment")
-    cfg = RunConfig(**{k: getattr(a, k) for k in keys})
+    cfg = RunConfig(**{f.name: getattr(a, f.name) for f in fields(RunConfig)})
     path, result = execute(cfg, allow_dirty=a.allow_dirty, force=a.force)
     if result is None:
         print(f"exists, skipped: {path}")
         return 0
-    print(f"eval_loss {result['eval_loss']:.4f} (ppl {result['eval_ppl']:.2f}; base {result['base_eval_loss']:.4f})"
-          f"  trainable {result['trainable_params']:,}  {result['tokens_per_second']:.0f} tok/s")
+    dev = f"; dev {result['dev_loss']:.4f}" if result.get("dev_loss") is not None else ""
+    print(f"eval_loss {result['eval_loss']:.4f} (ppl {result['eval_ppl']:.2f}; base {result['base_eval_loss']:.4f}"
+          f"{dev})  trainable {result['trainable_params']:,}  {result['tokens_per_second']:.0f} tok/s")
     print(f"wrote {path}")
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from .errors import UserError
 
@@ -41,34 +41,61 @@ def coerce(key: str, value, ftype: str):
     return value
 
 
+def _f(default, help: str, v2: bool = False, **kw):
+    """A RunConfig field with its CLI help text; ``v2`` marks fields added by protocol v2 (see ``config_hash``)."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, "v2": v2, **kw})
+    return field(default=default, metadata={"help": help, "v2": v2, **kw})
+
+
 @dataclass
 class RunConfig:
-    """Defaults = the prior work's hyperparameters (Selective LoRA), except the data size and batch (see EXPERIMENTS.md)."""
-    model: str = "smollm2-135m"
-    data: str = "alpaca"
-    eval_data: str | None = None  # only for a custom --data file
-    split: str = "default"  # "default": train_pool / eval (500); "prior": train[:100] / train[100:120]
-    strategy: str = "uniform"
-    budget: str = "r8"
-    seed: int = 0
-    train_examples: int | None = 1000  # first N of the training pool (None = all)
-    eval_examples: int | None = None  # first N of the held-out set (None = all)
-    epochs: float = 1.0
-    batch_size: int = 8  # examples per optimizer step
-    lr: float = 2e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    lora_dropout: float = 0.1
-    max_length: int = 256
-    scaling: str = "constant"  # alpha = 2r
-    precision: str = "auto"  # "auto" resolves to bf16 or fp32 for this CPU (recorded resolved)
-    compile: bool = False
-    min_rank: int = 0
-    max_rank: int | None = None
-    strategy_params: dict = field(default_factory=dict)
-    rank_map_file: str | None = None  # a JSON rank map to use instead of running the strategy
-    experiment: str = "default"
+    """One run. Defaults = the pilot protocol (prior work's hyperparameters, 1,000 examples; EXPERIMENTS.md);
+    protocol v2 sets its fields in experiments/main*.yaml. The CLI (``adaptive-lora run``) is derived from these
+    fields and their ``help`` metadata, so the two cannot disagree."""
+    model: str = _f("smollm2-135m", "model name (registry) or hub id org/name")
+    data: str = _f("alpaca", "alpaca | gsm8k | path/to/train.jsonl")
+    eval_data: str | None = _f(None, "held-out JSONL for a custom --data file")
+    split: str = _f("default", "default (pool / 500 held out) | prior (train[:100] / train[100:120])")
+    strategy: str = _f("uniform", "rank-allocation strategy, shuffled:<strategy>, or a baseline (adalora, eva)")
+    budget: str = _f("r8", "rN (count of uniform rank N) or a count like 1.5M")
+    seed: int = _f(0, "LoRA init, batch order, and (train_sampling=seeded) the training draw")
+    train_examples: int | None = _f(1000, "training examples (first N of the pool, or a seeded draw)")
+    eval_examples: int | None = _f(None, "first N of the held-out (test) set (default: all)")
+    epochs: float = _f(1.0, "passes over the training examples")
+    batch_size: int = _f(8, "examples per optimizer step")
+    lr: float = _f(2e-4, "peak learning rate (AdamW)")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    warmup_ratio: float = _f(0.1, "fraction of steps of linear warm-up before the cosine decay")
+    max_grad_norm: float = _f(1.0, "gradient-norm clip")
+    lora_dropout: float = _f(0.1, "LoRA dropout (0 = none: PEFT uses Identity, no mask is drawn)")
+    max_length: int = _f(256, "tokens per example (prompt + response + EOS), truncated")
+    scaling: str = _f("constant", "constant (alpha = 2r) | rslora (alpha/sqrt(r)) | fixed-alpha")
+    precision: str = _f("auto", "auto | bf16 (bf16 base + autocast) | fp32; auto = bf16 only on native-bf16 CPUs")
+    compile: bool = _f(False, "torch.compile the backbone (inductor; cache in .cache/inductor)")
+    min_rank: int = _f(0, "smallest rank a strategy may give an adapted module")
+    max_rank: int | None = _f(None, "largest rank a strategy may give a module")
+    strategy_params: dict = _f({}, "strategy keyword arguments as JSON, e.g. '{\"power\": 2}'")
+    rank_map_file: str | None = _f(None, "a JSON rank map to use instead of running the strategy")
+    experiment: str = _f("default", "results/<experiment>/ (not part of the config hash)")
+    # ---- protocol v2 (EXPERIMENTS.md); at their defaults they leave the config hash of older cells unchanged
+    threads: int | None = _f(None, "torch threads (None: ADAPTIVE_LORA_THREADS or all cores); recorded", True)
+    dev_examples: int = _f(0, "examples cut from the front of the training pool as the dev split (never trained "
+                              "on; dev loss recorded); 0 = none", True)
+    train_sampling: str = _f("first", "first (first N of the pool after the dev split) | seeded (the seed draws "
+                                      "the N examples from the rest of the pool)", True)
+    transfer_data: str | None = _f(None, "secondary eval on another data set's held-out split (e.g. gsm8k)", True)
+    transfer_examples: int = _f(200, "examples of the transfer eval (first N of its held-out split)", True)
+    shuffle_from_seed: bool = _f(False, "shuffled:<s> draws its permutation from the run seed (else a fixed one)",
+                                 True)
+    match_params: bool = _f(False, "adalora/eva: meet the parameter budget within +-0.5 %% (else their rank "
+                                   "budget r x modules)", True)
+    adalora_tinit: float = _f(0.1, "AdaLoRA: fraction of steps before rank reduction starts", True)
+    adalora_tfinal: float = _f(0.2, "AdaLoRA: fraction of final steps at the final ranks", True)
+    adalora_orth: float = _f(0.5, "AdaLoRA: orthogonality-penalty weight", True)
+    eva_rho: float = _f(2.0, "EVA: max rank per module / r (1 = EVA's initialisation alone, no redistribution)",
+                        True)
+    grad_checkpoint: bool = _f(False, "recompute each block in backward (less memory, more time)", True)
 
     def __post_init__(self):
         from .models import check_model_name
@@ -78,7 +105,8 @@ class RunConfig:
         for f in fields(self):          # one place for type coercion (YAML, CLI and Python callers alike)
             setattr(self, f.name, coerce(f.name, getattr(self, f.name), str(f.type)))
         check_model_name(self.model)
-        if not self.rank_map_file and self.strategy not in ("adalora", "eva"):
+        from .adapters import BUILDERS
+        if not self.rank_map_file and self.strategy not in BUILDERS:
             get_strategy(self.strategy)
         if self.scaling not in SCALINGS:
             raise UserError(f"unknown scaling '{self.scaling}'; known: {', '.join(SCALINGS)}")
@@ -97,6 +125,21 @@ class RunConfig:
                 raise UserError(f"{name} must be positive")
         if self.epochs <= 0 or self.lr <= 0 or not 0 <= self.warmup_ratio < 1 or not 0 <= self.lora_dropout < 1:
             raise UserError("epochs and lr must be > 0, warmup_ratio and lora_dropout in [0, 1)")
+        if self.threads is not None and self.threads <= 0:
+            raise UserError("threads must be positive")
+        if self.dev_examples < 0 or self.transfer_examples <= 0:
+            raise UserError("dev_examples must be >= 0 and transfer_examples positive")
+        if self.train_sampling not in ("first", "seeded"):
+            raise UserError(f"unknown train_sampling '{self.train_sampling}'; known: first, seeded")
+        if self.transfer_data is not None and self.transfer_data not in ("alpaca", "gsm8k"):
+            raise UserError(f"transfer_data must be alpaca or gsm8k, not '{self.transfer_data}'")
+        if not (0 <= self.adalora_tinit < 1 and 0 <= self.adalora_tfinal < 1
+                and self.adalora_tinit + self.adalora_tfinal < 1):
+            raise UserError("adalora_tinit and adalora_tfinal are fractions in [0, 1) with a sum below 1")
+        if self.adalora_orth < 0 or self.eva_rho < 1:
+            raise UserError("adalora_orth must be >= 0 and eva_rho >= 1")
+        if self.compile and self.grad_checkpoint:
+            raise UserError("compile and grad_checkpoint cannot be combined")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.experiment):
             raise UserError(f"experiment name '{self.experiment}' may use letters, digits, '_', '.', '-' only")
 
@@ -115,6 +158,9 @@ class RunConfig:
         """Hash of everything that changes the result (the experiment name does not)."""
         d = self.to_dict()
         d.pop("experiment")
+        for f in fields(self):  # v2 fields at their defaults are left out: the pilot's run ids stay as they were
+            if f.metadata.get("v2") and d[f.name] == (f.default if f.default_factory is MISSING else f.default_factory()):
+                d.pop(f.name)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     @property

@@ -70,6 +70,11 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def sha256_json(recs) -> str:
+    """sha256 of records as canonical JSON (identifies a seeded draw)."""
+    return hashlib.sha256(json.dumps(recs, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def sha256_bytes(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -114,14 +119,45 @@ class Example:
     labels: list[int]  # IGNORE on prompt positions
 
 
+def split_pool(recs: list[dict], dev_examples: int, n_train: int | None, sampling: str, seed: int):
+    """Training pool -> (train records, dev records).
+
+    The dev split is the first ``dev_examples`` records of the pool (the pool is in a fixed hash order,
+    data/README.md), never trained on. Training examples come from the rest: its first ``n_train``
+    (``sampling="first"``, the pilot) or a draw of ``n_train`` without replacement seeded by the run seed
+    (``"seeded"``: each seed trains on other examples, so intervals include data sampling; every strategy at a
+    seed sees the same draw). The draw uses its own RNG stream (``random.Random("train-draw-<seed>")``), separate
+    from the batch order.
+    """
+    dev, rest = recs[:dev_examples], recs[dev_examples:]
+    n = len(rest) if n_train is None else n_train
+    if n > len(rest):
+        raise UserError(f"asked for {n} training examples but the pool has {len(rest)} after the dev split")
+    if sampling == "seeded":
+        return random.Random(f"train-draw-{seed}").sample(rest, n), dev
+    return rest[:n], dev
+
+
+def adds_bos(tokenizer) -> bool:
+    """True when the tokenizer itself puts its BOS token first (``add_special_tokens=True``), as Gemma's does.
+    Such models were trained with BOS and degrade badly without it; SmolLM2's tokenizer adds none."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
 def tokenize(recs: list[dict], tokenizer, max_length: int) -> tuple[list[Example], int]:
     """Tokenise prompt and response separately (so the boundary is known by position), append EOS, truncate.
+    A BOS token leads the prompt where the tokenizer would add one itself (``adds_bos``).
 
     Returns (examples, n_dropped): examples whose response was truncated away entirely are dropped.
     """
     eos = tokenizer.eos_token_id
+    lead = [tokenizer.bos_token_id] if adds_bos(tokenizer) else []
     prompts, responses = zip(*(format_example(r) for r in recs))
-    p_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    p_ids = [lead + p for p in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
     r_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
     out, dropped = [], 0
     for p, r in zip(p_ids, r_ids):

@@ -1,6 +1,7 @@
 """Provenance of a result: code version, packages, hashes."""
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -30,6 +31,31 @@ def git_dirty() -> bool:
         return True
     paths = [line[3:].split(" -> ")[-1].strip('"') for line in out.splitlines() if line.strip()]
     return any(not p.startswith(GENERATED) for p in paths)
+
+
+# Package modules that cannot change a number a run produces (CLI, sweeps, reports, paper, bookkeeping). Every
+# other .py file under adaptive_lora/ is part of the training path, new files included by default.
+NOT_TRAINING_PATH = frozenset({
+    "__init__.py", "__main__.py", "cli.py", "errors.py", "provenance.py", "results.py", "sweep.py", "reproduce.py",
+    "report.py", "stats.py", "writers.py", "allocate_tool.py", "launch.py", "paper.py",
+})
+PACKAGE = Path(__file__).resolve().parent
+
+
+def training_path_files() -> list[Path]:
+    """The source files whose content can change a result: adaptive_lora/**/*.py minus NOT_TRAINING_PATH
+    (top-level only; every strategy module counts)."""
+    files = sorted(PACKAGE.rglob("*.py"))
+    return [p for p in files if not (p.parent == PACKAGE and p.name in NOT_TRAINING_PATH)]
+
+
+def training_path_hash() -> str:
+    """sha256 (first 12 hex digits) over the relative paths and bytes of the training-path files. Cells compared
+    with each other must carry the same hash (``report`` refuses to pair cells whose hashes differ)."""
+    h = hashlib.sha256()
+    for p in training_path_files():
+        h.update(p.relative_to(PACKAGE).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 def packages() -> dict[str, str]:

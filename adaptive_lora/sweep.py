@@ -248,7 +248,8 @@ def record_failure(cfg, exc: BaseException, dirty: bool) -> Path:
         "config": cfg.to_dict(),
         "error_type": type(exc).__name__,
         "error": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "traceback": getattr(exc, "worker_traceback", None)
+        or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "git_commit": provenance.git_commit(),
         "git_dirty": dirty,
@@ -391,9 +392,46 @@ def dry_run(cfgs: list, dirty_mode: bool, reuse: bool, out=print) -> dict:
     return {"counts": counts, "estimated_seconds": todo_s}
 
 
+def _run_cell(cfg_dict: dict, allow_dirty: bool, progress: bool) -> dict:
+    """One cell in a worker process (``--jobs N``): -> {"path", "eval_loss"} or {"error", "message", "traceback"}."""
+    from .config import RunConfig
+    from .run import execute
+    try:
+        path, result = execute(RunConfig.from_dict(cfg_dict), allow_dirty=allow_dirty, progress=progress)
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which records it
+        return {"error": type(e).__name__, "message": str(e),
+                "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
+    return {"path": str(path), "eval_loss": None if result is None else result["eval_loss"]}
+
+
+class CellError(Exception):
+    """A cell that failed in a worker process, with the worker's traceback."""
+    def __init__(self, kind: str, message: str, tb: str):
+        super().__init__(f"{kind}: {message}")
+        self.worker_traceback = tb
+
+
+def check_jobs(cfgs: list, jobs: int) -> None:
+    """N processes x T threads must fit the cores: each cell's threads are in its config (results may depend on
+    them), so a sweep with --jobs N needs threads set, and N x threads <= cores."""
+    if jobs < 1:
+        raise UserError("--jobs must be >= 1")
+    if jobs == 1:
+        return
+    import os
+    cores = os.cpu_count() or 1
+    for cfg in cfgs:
+        if cfg.threads is None:
+            raise UserError(f"--jobs {jobs} needs 'threads' in the grid (cell {cfg.run_id} has none): "
+                            "a cell's numbers may depend on its thread count")
+        if jobs * cfg.threads > cores:
+            raise UserError(f"--jobs {jobs} x threads {cfg.threads} > {cores} cores: the cells would share cores")
+
+
 def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: int | None = None,
-              progress: bool = True, out=print) -> dict:
-    """Run the missing cells; returns counts {done, copied, ran, failed, not_run, dirty}."""
+              progress: bool = True, out=print, jobs: int = 1) -> dict:
+    """Run the missing cells (``jobs`` at a time, each in its own process when jobs > 1); returns counts
+    {done, copied, ran, failed, not_run, dirty}."""
     from tqdm.auto import tqdm
 
     from . import run as run_mod
@@ -402,6 +440,7 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
     counts = {"done": 0, "copied": 0, "ran": 0, "failed": 0, "not_run": 0}
     if not cfgs:
         return {**counts, "dirty": False}
+    check_jobs(cfgs, jobs)
     exp = cfgs[0].experiment
     dirty = provenance.git_dirty()
     dirty_mode = dirty and not allow_dirty
@@ -412,10 +451,8 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
     if removed:
         out(f"removed {removed} stale temp file(s) left by a killed run")
     index = reuse_index(exp) if reuse else {}
-    attempted = 0
-    bar = tqdm(cfgs, desc=f"sweep {exp}", unit="cell", disable=not progress, position=0)
-    for cfg in bar:
-        bar.set_postfix_str(cfg.run_id, refresh=False)
+    todo = []
+    for cfg in cfgs:
         if done_path(cfg, dirty_mode) is not None:
             counts["done"] += 1
             continue
@@ -424,25 +461,47 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
             if dst is not None:
                 clear_failure(cfg)
                 counts["copied"] += 1
-                bar.write(f"copied {index[cfg.run_id].parent.name}/{index[cfg.run_id].name} -> {dst}")
+                out(f"copied {index[cfg.run_id].parent.name}/{index[cfg.run_id].name} -> {dst}")
                 continue
-        if limit is not None and attempted >= limit:
+        if limit is not None and len(todo) >= limit:
             counts["not_run"] += 1
             continue
-        attempted += 1
-        try:
-            path, result = run_mod.execute(cfg, allow_dirty=allow_dirty, progress=progress)
-        except Exception as e:  # noqa: BLE001 - any failure of one cell is recorded; KeyboardInterrupt stops
-            fp = record_failure(cfg, e, dirty_mode)
+        todo.append(cfg)
+    bar = tqdm(total=len(todo), desc=f"sweep {exp}", unit="cell", disable=not progress, position=0)
+
+    def finish(cfg, outcome) -> None:
+        if isinstance(outcome, Exception):
+            fp = record_failure(cfg, outcome, dirty_mode)
             counts["failed"] += 1
-            bar.write(f"FAILED {cfg.run_id}: {type(e).__name__}: {e} (recorded in {fp})")
-            continue
-        clear_failure(cfg)
-        if result is None:
-            counts["done"] += 1
+            bar.write(f"FAILED {cfg.run_id}: {type(outcome).__name__}: {outcome} (recorded in {fp})")
         else:
-            counts["ran"] += 1
-            bar.write(f"done {cfg.run_id}: eval_loss {result['eval_loss']:.4f} -> {path}")
+            clear_failure(cfg)
+            path, result = outcome
+            counts["ran" if result is not None else "done"] += 1
+            if result is not None:
+                bar.write(f"done {cfg.run_id}: eval_loss {result['eval_loss']:.4f} -> {path}")
+        bar.update(1)
+
+    if jobs == 1:
+        for cfg in todo:
+            bar.set_postfix_str(cfg.run_id, refresh=False)
+            try:
+                outcome = run_mod.execute(cfg, allow_dirty=allow_dirty, progress=progress)
+            except Exception as e:  # noqa: BLE001 - any failure of one cell is recorded; KeyboardInterrupt stops
+                outcome = e
+            finish(cfg, outcome)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_cell, cfg.to_dict(), allow_dirty, False): cfg for cfg in todo}
+            for fut in as_completed(futures):
+                cfg, r = futures[fut], fut.result()
+                if "error" in r:
+                    outcome = CellError(r["error"], r["message"], r["traceback"])
+                else:
+                    outcome = (Path(r["path"]), None if r["eval_loss"] is None else {"eval_loss": r["eval_loss"]})
+                finish(cfg, outcome)
     bar.close()
     where = results_root(dirty_mode) / exp
     out(f"sweep {exp}: {len(cfgs)} cells: {counts['done']} already done, {counts['copied']} copied, "
@@ -468,7 +527,8 @@ def cmd_sweep(a) -> int:
             print("note: the git tree is dirty: new results would go to results-dirty/ (unless --allow-dirty)")
         dry_run(cfgs, dirty_mode, a.reuse)
         return 0
-    counts = run_sweep(cfgs, allow_dirty=a.allow_dirty, reuse=a.reuse, limit=a.limit, progress=not a.quiet)
+    counts = run_sweep(cfgs, allow_dirty=a.allow_dirty, reuse=a.reuse, limit=a.limit, progress=not a.quiet,
+                       jobs=a.jobs)
     return 1 if counts["failed"] else 0
 
 
@@ -489,6 +549,8 @@ def add_sweep_parsers(sub) -> None:
                    help="copy identical finished results from other experiments instead of re-running "
                         "(default: on)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells at a time, one process each; the grid's 'threads' x jobs must fit the cores")
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("report", help="summary statistics and the strategy table of an experiment")
     p.add_argument("experiment", help="experiment name (results/<name>/)")

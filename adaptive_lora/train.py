@@ -35,6 +35,12 @@ def _parts(model):
     return getattr(base, base.base_model_prefix), base.get_output_embeddings()
 
 
+def _softcap(logits: torch.Tensor, backbone) -> torch.Tensor:
+    """Gemma-2-style models squash logits in the LM wrapper, which the selected-head path bypasses."""
+    cap = getattr(backbone.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
 def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over labelled positions, and their count.
 
@@ -48,33 +54,75 @@ def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, i
     if selected:
         backbone, head = _parts(model)
         h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        logits = head(h[:, :-1][sel])
-        cap = getattr(backbone.config, "final_logit_softcapping", None)
-        if cap:  # Gemma-2-style models squash logits in the LM wrapper, which this path bypasses
-            logits = torch.tanh(logits / cap) * cap
+        logits = _softcap(head(h[:, :-1][sel]), backbone)
     else:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][sel]
     return F.cross_entropy(logits.float(), labels[sel], reduction="sum"), n
 
 
 @torch.no_grad()
+def example_losses(model, batch: dict) -> torch.Tensor:
+    """Per-example summed cross-entropy over labelled positions, shape (B,) (for the bootstrap over examples)."""
+    labels = batch["labels"][:, 1:]
+    sel = labels != IGNORE
+    backbone, head = _parts(model)
+    h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    logits = _softcap(head(h[:, :-1][sel]), backbone)
+    per_pos = F.cross_entropy(logits.float(), labels[sel], reduction="none")
+    return torch.zeros(labels.shape[0], dtype=per_pos.dtype).index_add_(0, sel.nonzero()[:, 0], per_pos)
+
+
+@torch.no_grad()
 def evaluate(model, examples: list[Example], pad_id: int, precision: str = "bf16", batch_size: int = 16,
-             selected: bool = True, desc: str = "eval") -> dict:
-    """Token-weighted mean cross-entropy over response tokens (+EOS); ppl = exp(loss). Plain CE: no penalties."""
+             selected: bool = True, desc: str = "eval", per_example: bool = False) -> dict:
+    """Token-weighted mean cross-entropy over response tokens (+EOS); ppl = exp(loss). Plain CE: no penalties.
+
+    per_example=True adds ``example_losses``: [summed nats, label tokens] per example, in the given order (the
+    paired bootstrap over eval examples resamples these). The total is computed exactly as without it.
+    """
     flush_denormals()
     was_training = model.training
     model.eval()
     total, count, t0 = 0.0, 0, time.perf_counter()
+    per = [None] * len(examples)
     batches = length_grouped_batches(examples, batch_size, seed=0, shuffle=False, group=10**9)
     for idx in tqdm(batches, desc=desc, leave=False, mininterval=2):
         batch = collate([examples[i] for i in idx], pad_id)
         with autocast(precision):
             s, n = loss_sum(model, batch, selected)
+            if per_example:
+                rows = example_losses(model, batch).tolist()
+                counts = (batch["labels"][:, 1:] != IGNORE).sum(1).tolist()
+                for j, i in enumerate(idx):
+                    per[i] = [round(rows[j], 6), counts[j]]
         total += float(s)
         count += n
     model.train(was_training)
     loss = total / count
-    return {"loss": loss, "ppl": math.exp(loss), "tokens": count, "seconds": time.perf_counter() - t0}
+    out = {"loss": loss, "ppl": math.exp(loss), "tokens": count, "seconds": time.perf_counter() - t0}
+    if per_example:
+        out["example_losses"] = per
+    return out
+
+
+@torch.no_grad()
+def check_selected_head(model, examples: list[Example], pad_id: int, precision: str, tol: float = 1e-3) -> float:
+    """The LM-head-at-labelled-positions path bypasses the model's own forward after the backbone. For a model
+    outside the registry, compare it with the full-logits forward on the first batch (a wrapper that scales or
+    squashes logits would otherwise make every loss silently wrong). Returns |difference| in nats per token."""
+    batch = collate(examples[:8], pad_id)
+    was = model.training
+    model.eval()
+    with autocast(precision):
+        s_sel, n = loss_sum(model, batch, selected=True)
+        s_full, _ = loss_sum(model, batch, selected=False)
+    model.train(was)
+    diff = abs(float(s_sel) - float(s_full)) / n
+    if diff > tol:
+        raise RuntimeError(f"the LM head at labelled positions differs from the model's full forward by {diff:.4g} "
+                           "nats/token on the first batch: this model transforms its logits in a way the fast path "
+                           "does not reproduce")
+    return diff
 
 
 def cosine_schedule(optimizer, warmup: int, total: int):
@@ -95,28 +143,22 @@ def train(model, examples: list[Example], pad_id: int, *, seed: int, epochs: flo
 
     Returns the per-step training-loss curve and throughput counters.
     """
-    from accelerate import PartialState
-    from accelerate.utils import reduce
-
-    # Several processes (``accelerate launch``): each takes every k-th batch, gradients are averaged with
-    # accelerate's reduce after backward. One process: a no-op.
-    state = PartialState()
+    # One process (multi-process training was removed: run.check_single_process).
     flush_denormals()
-    world, rank = state.num_processes, state.process_index
     loss_fn = loss_fn or loss_sum
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
-    per_epoch = math.ceil(len(examples) / batch_size) // world
+    per_epoch = math.ceil(len(examples) / batch_size)
     total_steps = max(1, math.ceil(per_epoch * epochs))
     sched = cosine_schedule(opt, math.ceil(warmup_ratio * total_steps), total_steps)
     model.train()
     curve, real_tokens, label_tokens, step = [], 0, 0, 0
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, desc="train", disable=not progress or not state.is_main_process, mininterval=2)
+    bar = tqdm(total=total_steps, desc="train", disable=not progress, mininterval=2)
     epoch = 0
     while step < total_steps:
         batches = length_grouped_batches(examples, batch_size, seed=seed * 1000 + epoch)
-        for idx in batches[rank: world * (len(batches) // world): world]:
+        for idx in batches:
             if step >= total_steps:
                 break
             batch = collate([examples[i] for i in idx], pad_id)
@@ -124,9 +166,6 @@ def train(model, examples: list[Example], pad_id: int, *, seed: int, epochs: flo
                 s, n = loss_fn(model, batch)
             loss = s / n
             loss.backward()
-            if world > 1:
-                for p in params:
-                    p.grad = reduce(p.grad, reduction="mean")
             torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             opt.step()
             sched.step()

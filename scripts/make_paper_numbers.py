@@ -511,7 +511,7 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     M["BudgetREightShare"] = f"{budget_main / total * 100:.1f}\\,\\%"
 
     # --- constants of the code that the method section states
-    from adaptive_lora import allocation, baselines, peft_config
+    from adaptive_lora import allocation, peft_config
 
     M["DefaultMaxRank"] = str(allocation.DEFAULT_MAX_RANK)
     M["FixedAlpha"] = str(peft_config.FIXED_ALPHA)
@@ -521,8 +521,9 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     target_r = round(budget_main / per_rank_count(spec))
     M["AdaloraTargetRank"] = str(target_r)
     M["AdaloraInitRank"] = str(max(target_r + 1, round(1.5 * target_r)))
-    M["AdaloraPruneStart"] = f"{baselines.TINIT_FRAC * 100:g}\\,\\%"
-    M["AdaloraPruneEnd"] = f"{(1 - baselines.TFINAL_FRAC) * 100:g}\\,\\%"
+    # the pilot's AdaLoRA schedule = the RunConfig defaults (protocol v2 sets its own in experiments/main*.yaml)
+    M["AdaloraPruneStart"] = f"{defaults['adalora_tinit'] * 100:g}\\,\\%"
+    M["AdaloraPruneEnd"] = f"{(1 - defaults['adalora_tfinal']) * 100:g}\\,\\%"
 
     # --- the prior work (DialoGPT-medium accounting)
     dspec = model_spec(prior["model"])
