@@ -629,7 +629,7 @@ def block_anova(table: dict[str, dict[int, float]], reference: str = REFERENCE, 
     return out
 
 
-def endpoint_table(results: list[dict], budget=None, model=None, data=None, which: str = "primary") -> dict:
+def endpoint_losses(results: list[dict], budget=None, model=None, data=None, which: str = "primary") -> dict:
     """{strategy: {seed: eval_loss}} of the cells ``endpoint(which)`` uses at one group (``block_anova``'s input)."""
     _, cells = _one_group(results, budget, model, data)
     out: dict[str, dict[int, float]] = {}

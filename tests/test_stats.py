@@ -338,3 +338,12 @@ def test_endpoint_table_writers_and_report(tmp_path):
     assert "## Primary endpoint" in text and "## Secondary endpoint" in text and "## Learning-rate selection" in text
     # summary table at each strategy's selected lr: 3 seeds each, no duplicate-seed warnings
     assert "| uniform | 3 | 2.1333" in text and "## Warnings" not in text
+
+
+def test_endpoint_losses_feed_the_block_anova():
+    table = stats.endpoint_losses(v2_results())
+    assert table["uniform"] == {0: 2.0, 1: 2.1, 2: 2.3} and table["attn_heavy"][2] == pytest.approx(2.18)
+    ca, cb = stats.block_anova(table)["contrasts"]
+    assert (ca["diff"], cb["diff"]) == (pytest.approx(-0.11), pytest.approx(0.2))
+    sec = stats.endpoint_losses(v2_results(), which="secondary")
+    assert sec["attn_heavy"] == pytest.approx({0: 3.0, 1: 3.1, 2: 3.3})
