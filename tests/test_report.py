@@ -144,8 +144,8 @@ def test_paired_power_is_exact_and_monotone():
     assert report.paired_power(10, 0.01, 0.01) == pytest.approx(0.8031, abs=1e-4)   # G*Power, d = 1, n = 10
     assert report.paired_power(9, 0.01, 0.01) < 0.8 < report.paired_power(10, 0.01, 0.01)
     assert math.isnan(report.paired_power(1, 0.01, 0.01))
-    # huge noncentrality (tiny paired spread), where scipy's nct returns NaN: for df = 1, T = (Z + nc) / |W|, so
-    # power = E_W[Phi(nc - c|W|) + Phi(-nc - c|W|)], integrated here over W directly
+    # large noncentrality (tiny paired spread; nct.cdf(-c) is NaN here, stats.paired_power takes the lower tail by
+    # symmetry): for df = 1, T = (Z + nc) / |W|, so power = E_W[Phi(nc - c|W|) + Phi(-nc - c|W|)], integrated over W
     from scipy import integrate
     nc, c = 0.01 * math.sqrt(2) / 0.0007, stats.t.ppf(1 - 0.05 / 12, 1)
     direct = 2 * integrate.quad(lambda w: stats.norm.pdf(w) * (stats.norm.cdf(nc - c * w)

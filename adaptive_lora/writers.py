@@ -1,0 +1,346 @@
+"""Writers: Markdown, LaTeX and CSV text from the rows of ``adaptive_lora.stats``. No statistics here.
+
+Undefined values (NaN) print as "–" in Markdown, "--" in LaTeX and blank in CSV. New tables are ``Table``s
+(header, alignments, cell rows, group captions) rendered by ``table_markdown`` / ``table_latex``: a table's
+content is built once and both formats come from it (``endpoint_table`` is one). The pilot's summary and strategy
+tables predate ``Table`` and are kept byte-identical (the committed paper table is tested against them).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+
+from .stats import ALPHA, DELTA, POWER, REFERENCE, _finite
+
+BASELINES_SHOWN = {"adalora": "AdaLoRA", "eva": "EVA"}
+
+CSV_COLUMNS = ["model", "data", "budget", "strategy", "n", "seeds", "eval_loss_mean", "eval_loss_std",
+               "eval_loss_ci95_low", "eval_loss_ci95_high", "ppl_of_mean_loss", "trainable_params_mean",
+               "budget_params", "train_seconds_mean", "n_pairs", "diff_vs_uniform_mean", "diff_ci95_low",
+               "diff_ci95_high", "p_paired_t", "p_holm", "note"]
+
+
+def _csv_value(v):
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else repr(round(v, 10))
+    return v
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _csv_value(r.get(k)) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+DASH = "–"
+
+
+def _f(v, fmt: str, dash: str = DASH) -> str:
+    return format(v, fmt) if _finite(v) else dash
+
+
+def _p(v, dash: str = DASH) -> str:
+    if not _finite(v):
+        return dash
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _params(v) -> str:
+    if not _finite(v):
+        return DASH
+    return f"{v / 1e6:.3f}M" if v >= 1e5 else f"{v:,.0f}"
+
+
+def _groups(rows):
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["model"], r["data"], r["budget"]), []).append(r)
+    return out
+
+
+def summary_markdown(rows: list[dict], experiment: str, warns: list[str] = (), spread: list[dict] = ()) -> str:
+    lines = [f"# Summary of experiment `{experiment}`", "",
+             "Eval loss: mean ± sample std over seeds, 95 % CI of the mean (t distribution). "
+             "PPL = exp(mean eval loss). Δ = strategy − uniform at the same seed (negative = better); "
+             "p = paired t-test, Holm-corrected across the strategies of each group. "
+             f"{DASH} = undefined (n < 2 or no paired uniform run; see the note).", ""]
+    for (model, data, budget), rs in _groups(rows).items():
+        lines += [f"## {model} · {data} · budget {budget}", "",
+                  "| strategy | n | eval loss | 95 % CI | PPL | trainable | train s | Δ vs uniform [95 % CI] "
+                  "| p | p (Holm) | note |",
+                  "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+        for r in rs:
+            ci = (f"[{r['eval_loss_ci95_low']:.4f}, {r['eval_loss_ci95_high']:.4f}]"
+                  if _finite(r["eval_loss_ci95_low"]) else DASH)
+            diff = _f(r["diff_vs_uniform_mean"], "+.4f")
+            if _finite(r["diff_ci95_low"]):
+                diff += f" [{r['diff_ci95_low']:+.4f}, {r['diff_ci95_high']:+.4f}]"
+            lines.append(f"| {r['strategy']} | {r['n']} | {_f(r['eval_loss_mean'], '.4f')} ± "
+                         f"{_f(r['eval_loss_std'], '.4f')} | {ci} | {_f(r['ppl_of_mean_loss'], '.2f')} | "
+                         f"{_params(r['trainable_params_mean'])} | {_f(r['train_seconds_mean'], '.0f')} | {diff} | "
+                         f"{_p(r['p_paired_t'])} | {_p(r['p_holm'])} | {r['note']} |")
+        lines.append("")
+    lines += seed_spread_markdown(spread)
+    if warns:
+        lines += ["## Warnings", "", *(f"- {w}" for w in warns), ""]
+    return "\n".join(lines)
+
+
+def strategy_table_markdown(rows: list[dict]) -> str:
+    lines = ["| model · data · budget | strategy | n | trainable | eval loss ± 95 % CI | PPL | Δ vs uniform "
+             "[95 % CI] | p (Holm) |", "| --- | --- | ---: | ---: | --- | ---: | --- | ---: |"]
+    for (model, data, budget), rs in _groups(rows).items():
+        for r in rs:
+            loss = _f(r["eval_loss_mean"], ".4f") + (f" ± {r['eval_loss_ci95_high'] - r['eval_loss_mean']:.4f}"
+                                                     if _finite(r["eval_loss_ci95_high"]) else "")
+            diff = "(reference)" if r["strategy"] == REFERENCE else _f(r["diff_vs_uniform_mean"], "+.4f")
+            if _finite(r["diff_ci95_low"]):
+                diff += f" [{r['diff_ci95_low']:+.4f}, {r['diff_ci95_high']:+.4f}]"
+            lines.append(f"| {model} · {data} · {budget} | {r['strategy']} | {r['n']} | "
+                         f"{_params(r['trainable_params_mean'])} | {loss} | {_f(r['ppl_of_mean_loss'], '.2f')} | "
+                         f"{diff} | {_p(r['p_holm'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def latex_escape(s: str) -> str:
+    repl = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(repl.get(ch, ch) for ch in str(s))
+
+
+def strategy_table_latex(rows: list[dict], experiment: str = "") -> str:
+    """A booktabs tabular (needs \\usepackage{booktabs}); one block per (model, data, budget)."""
+    ncol = 7
+    out = [f"% generated by `adaptive-lora report {experiment}` from results/{experiment}/ -- do not edit",
+           r"\begin{tabular}{lrrlrlr}", r"\toprule",
+           r"Strategy & $n$ & Params & Eval loss ($\pm$ 95\,\% CI) & PPL & $\Delta$ vs.\ uniform [95\,\% CI] "
+           r"& $p_\mathrm{Holm}$ \\", r"\midrule"]
+    groups = _groups(rows)
+    for gi, ((model, data, budget), rs) in enumerate(groups.items()):
+        if len(groups) > 1:
+            if gi:
+                out.append(r"\midrule")
+            out.append(rf"\multicolumn{{{ncol}}}{{l}}{{\textit{{{latex_escape(model)}, {latex_escape(data)}, "
+                       rf"budget {latex_escape(budget)}}}}} \\")
+        for r in rs:
+            loss = _f(r["eval_loss_mean"], ".4f", "--")
+            if _finite(r["eval_loss_ci95_high"]):
+                loss += rf" $\pm$ {r['eval_loss_ci95_high'] - r['eval_loss_mean']:.4f}"
+            if r["strategy"] == REFERENCE:
+                diff = "(reference)"
+            else:
+                diff = _f(r["diff_vs_uniform_mean"], "+.4f", "--")
+                if _finite(r["diff_ci95_low"]):
+                    diff += f" [{r['diff_ci95_low']:+.4f}, {r['diff_ci95_high']:+.4f}]"
+                if _finite(r["diff_vs_uniform_mean"]):
+                    diff = diff.replace("-", "$-$")
+            params = _params(r["trainable_params_mean"]).replace(",", "{,}").replace(DASH, "--")
+            p = _p(r["p_holm"], "--").replace("<", "$<$")
+            out.append(f"{latex_escape(r['strategy'])} & {r['n']} & {params} & {loss} & "
+                       f"{_f(r['ppl_of_mean_loss'], '.2f', '--')} & {diff} & {p} " + r"\\")
+    out += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(out)
+
+
+
+# ------------------------------------------------------------------------------------------------ seed spread
+def seed_spread_markdown(spread: list[dict]) -> list[str]:
+    """The 'seeds needed' section of summary.md."""
+    if not spread:
+        return []
+    lines = ["## Seed spread and seeds needed", "",
+             f"sd = pooled sample standard deviation over seeds (df in brackets); paired = of strategy − uniform at "
+             f"the same seed; seeds needed for a {DELTA} nat paired difference at power {POWER:.0%}, two-sided "
+             f"α = {ALPHA} (plain, Holm's first step α/m, and Holm with the 95 % upper bound of the paired sd).", "",
+             "| model · data · budget | sd seeds | sd uniform | sd paired [95 % upper] | Δ range | seeds needed "
+             "(α / α/m / upper) |", "| --- | --- | --- | --- | --- | --- |"]
+    for s in spread:
+        def sd(v, df):
+            return f"{v:.4f} ({df})" if _finite(v) else DASH
+        need = " / ".join(DASH if n is None else str(n) for n in
+                          (s["seeds_needed"], s["seeds_needed_holm"], s["seeds_needed_upper"]))
+        rng = (f"{s['diff_min']:+.4f} … {s['diff_max']:+.4f}" if _finite(s["diff_min"]) else DASH)
+        lines.append(f"| {s['model']} · {s['data']} · {s['budget']} | {sd(s['sd_seed'], s['df_seed'])} | "
+                     f"{sd(s['sd_uniform'], s['df_uniform'])} | {sd(s['sd_diff'], s['df_diff'])} "
+                     f"[{_f(s['sd_diff_upper'], '.4f')}] | {rng} | {need} |")
+    return lines + [""]
+
+
+def seed_spread_text(s: dict | None, latex: bool = False) -> str:
+    """The pilot's 'seed spread vs strategy differences' paragraph (EXPERIMENTS.md, the paper), from one
+    ``seed_spread`` row; every number is generated. ``latex`` switches minus signs, alpha, % and thousands."""
+    def num(x: float, signed: bool = False) -> str:
+        t = f"{x:+.4f}" if signed else f"{x:.4f}"
+        return t.replace("-", "$-$") if latex else t.replace("-", "−")
+
+    def count(n: int | None) -> str:
+        t = f"{n:,}" if n is not None else "more than 10,000"
+        return t.replace(",", "{,}") if latex else t
+
+    pct = r"\,\%" if latex else " %"
+    if not s or not s["df_diff"]:
+        return ("The seed spread cannot be estimated yet: no strategy at this budget has two seeds paired with "
+                "uniform rank, so the number of seeds the main grid needs is still open.")
+    test = (rf"$\alpha = {s['alpha']:g}$ (two-sided paired $t$-test)" if latex else
+            f"α = {s['alpha']:g} (two-sided paired t-test)")
+    n, n_holm, n_up = s["seeds_needed"], s["seeds_needed_holm"], s["seeds_needed_upper"]
+    span = f"{num(s['diff_min'], True)} to {num(s['diff_max'], True)} nats"
+    largest, what = s["max_abs_diff"], "The largest of them"
+    if s["baselines"] and _finite(s["alloc_min"]):
+        span += (f" ({num(s['alloc_min'], True)} to {num(s['alloc_max'], True)} among the layerwise allocations, "
+                 f"without {' and '.join(BASELINES_SHOWN.get(b, b) for b in s['baselines'])})")
+        largest, what = s["alloc_max_abs"], "The largest among the allocations"
+    close = largest < s["sd_diff"]
+    text = (f"With up to {s['max_seeds']} seeds per strategy at {s['budget']}, the eval loss of uniform rank "
+            f"varies with a standard deviation of {num(s['sd_uniform'])} nats ({num(s['sd_seed'])} pooled over the "
+            f"{s['seeded_strategies']} strategies with two or more seeds; {s['df_uniform']} and {s['df_seed']} "
+            f"degrees of freedom), and the strategies' mean paired differences to uniform span {span}. "
+            f"{what} ({num(largest)} nats) is {'smaller' if close else 'larger'} than the seed-to-seed standard "
+            f"deviation of a paired difference ({num(s['sd_diff'])} nats with {s['df_diff']} degrees of freedom; "
+            f"one-sided 95{pct} upper bound {num(s['sd_diff_upper'])}): "
+            + ("with this many seeds the strategies are within each other's noise. " if close else
+               ("pairing by seed removes part of the seed-to-seed variation, and differences of this size stand "
+                "out with few seeds. " if s["sd_diff"] < s["sd_uniform"] else
+                "differences of this size stand out with few seeds. "))
+            + f"Resolving a paired difference of {s['delta']:g} nats with {round(100 * s['power'])}{pct} power at "
+            f"{test} takes {count(n)} seeds; with Holm's correction over the {s['strategies']} strategies, "
+            f"{count(n_holm)}; and {count(n_up)} if the paired standard deviation is at its upper bound. ")
+    if n_up is not None:
+        return text + (f"The main grid should therefore run {count(n_up)} seeds per cell, enough even if the pilot "
+                       f"underestimates the spread.")
+    if n_holm is not None:
+        return text + (f"The main grid needs at least {count(n_holm)} seeds per cell at the estimated spread, and "
+                       "more if the pilot underestimates it.")
+    return text + f"Differences of {s['delta']:g} nats are out of reach of any affordable number of seeds."
+
+
+
+
+# ------------------------------------------------------------------------------------ generic tables (v2)
+@dataclass(frozen=True)
+class Cell:
+    """One table cell in both target formats: ``md`` (Markdown, Unicode) and ``tex`` (LaTeX, escaped)."""
+    md: str
+    tex: str
+
+
+def text(s) -> Cell:
+    return Cell(str(s), latex_escape(s))
+
+
+def num(v, fmt: str = ".4f") -> Cell:
+    """A number; NaN/None -> "–" / "--"; minus signs become $-$ in LaTeX, thousands separators {,}."""
+    if not _finite(v):
+        return Cell(DASH, "--")
+    s = format(v, fmt)
+    return Cell(s, s.replace("-", "$-$").replace(",", "{,}"))
+
+
+def pval(v) -> Cell:
+    s = _p(v)
+    return Cell(s, _p(v, "--").replace("<", "$<$"))
+
+
+def interval(lo, hi, fmt: str = "+.4f") -> Cell:
+    if not (_finite(lo) and _finite(hi)):
+        return Cell(DASH, "--")
+    a, b = num(lo, fmt), num(hi, fmt)
+    return Cell(f"[{a.md}, {b.md}]", f"[{a.tex}, {b.tex}]")
+
+
+@dataclass
+class Table:
+    """Header cells, column alignments ("l"/"r"), and groups of rows; a group's caption (None: no caption row)
+    spans all columns."""
+    header: list[Cell]
+    align: str
+    groups: list[tuple[str | None, list[list[Cell]]]] = field(default_factory=list)
+
+    def __post_init__(self):
+        assert len(self.header) == len(self.align)
+
+
+def table_markdown(t: Table) -> str:
+    """GitHub Markdown; a group caption becomes a bold first-column row."""
+    al = {"l": "---", "r": "---:"}
+    out = ["| " + " | ".join(c.md for c in t.header) + " |", "| " + " | ".join(al[a] for a in t.align) + " |"]
+    for caption, rows in t.groups:
+        if caption is not None and len(t.groups) > 1:
+            out.append("| " + " | ".join([f"**{caption}**"] + [""] * (len(t.align) - 1)) + " |")
+        for r in rows:
+            assert len(r) == len(t.align), r
+            out.append("| " + " | ".join(c.md for c in r) + " |")
+    return "\n".join(out) + "\n"
+
+
+def table_latex(t: Table, comment: str = "") -> str:
+    """A booktabs tabular (\\usepackage{booktabs}); \\input it inside a table environment."""
+    out = ([f"% {comment}"] if comment else []) + [rf"\begin{{tabular}}{{{t.align}}}", r"\toprule",
+                                                   " & ".join(c.tex for c in t.header) + r" \\", r"\midrule"]
+    for gi, (caption, rows) in enumerate(t.groups):
+        if caption is not None and len(t.groups) > 1:
+            if gi:
+                out.append(r"\midrule")
+            out.append(rf"\multicolumn{{{len(t.align)}}}{{l}}{{\textit{{{latex_escape(caption)}}}}} \\")
+        for r in rows:
+            assert len(r) == len(t.align), r
+            out.append(" & ".join(c.tex for c in r) + r" \\")
+    return "\n".join(out + [r"\bottomrule", r"\end{tabular}", ""])
+
+
+def endpoint_table(rows: list[dict]) -> Table:
+    """The primary / secondary endpoint (``stats.endpoint`` rows, any number of groups): Δ = strategy − uniform
+    test loss, unadjusted and Holm step-down intervals side by side, Holm p, the verdict (adjusted interval)."""
+    header = [text("strategy"), text("lr"), Cell("n", "$n$"), Cell("Δ vs uniform", r"$\Delta$ vs.\ uniform"),
+              Cell("95 % CI", r"95\,\% CI"), Cell("Holm-adjusted CI", "Holm-adjusted CI"),
+              Cell("p (Holm)", r"$p_\mathrm{Holm}$"), text("verdict"), text("note")]
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
+            [text(r["strategy"]), num(r["lr"], "g"), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
+             interval(r["ci_low"], r["ci_high"]), interval(r["adj_ci_low"], r["adj_ci_high"]), pval(r["p_holm"]),
+             text(r["verdict"]), text(r["note"])])
+    return Table(header, "llrllllll", [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
+                                       for (m, d, b, e), rs in groups.items()])
+
+
+def lr_table(selection: list[dict]) -> Table:
+    """``stats.lr_selection`` rows: the dev-loss curve per strategy, the chosen lr and the bracketing check."""
+    header = [text("strategy"), text("dev loss by lr"), text("selected lr"), text("bracketed"), text("note")]
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for s in selection:
+        curve = ", ".join(f"{lr:g}: {v:.4f}" if math.isfinite(v) else f"{lr:g}: diverged" for lr, v in s["curve"])
+        groups.setdefault((s["model"], s["data"], s["budget"]), []).append(
+            [text(s["strategy"]), text(curve or DASH), num(s["lr"], "g"), text("yes" if s["bracketed"] else "no"),
+             text(s["note"])])
+    return Table(header, "lllll", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
+
+
+def anova_table(fit: dict) -> Table:
+    """``stats.block_anova``: strategy − uniform contrasts with the pooled residual sd."""
+    header = [text("strategy"), Cell("Δ vs uniform", r"$\Delta$ vs.\ uniform"), text("SE"),
+              Cell("95 % CI", r"95\,\% CI"), Cell("p", "$p$"), Cell("p (Holm)", r"$p_\mathrm{Holm}$")]
+    rows = [[text(c["strategy"]), num(c["diff"], "+.4f"), num(c["se"], ".4f"), interval(c["ci_low"], c["ci_high"]),
+             pval(c["p"]), pval(c["p_holm"])] for c in fit["contrasts"]]
+    return Table(header, "lrrlrr", [(None, rows)])
+
+
+def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: list[dict]) -> list[str]:
+    """The protocol-v2 sections of summary.md (empty when there is nothing to show)."""
+    if not (primary or secondary or selection):
+        return []
+    out = ["## Learning-rate selection (dev split, seed 0)", "", table_markdown(lr_table(selection))]
+    for title, rows in (("Primary endpoint: each strategy at its own selected lr", primary),
+                        ("Secondary endpoint: every strategy at uniform's selected lr", secondary)):
+        if rows:
+            out += [f"## {title}", "",
+                    f"Δ = test loss, strategy − uniform, paired by seed (negative = better). Holm-adjusted CI: "
+                    f"Holm step-down intervals (step k at level 1 − {ALPHA}/(m − k + 1), frozen at the first "
+                    f"non-rejected step); the verdict follows the adjusted interval only.", "",
+                    table_markdown(endpoint_table(rows))]
+    return out

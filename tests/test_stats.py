@@ -1,0 +1,349 @@
+"""Protocol-v2 statistics (adaptive_lora.stats) on synthetic results with hand-computed answers; v2 writers."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from adaptive_lora import report, stats, writers
+from adaptive_lora.errors import UserError
+
+NAN = float("nan")
+
+
+def cell(strategy, seed, lr, dev, test, budget="r8", h="h1", params=4000, examples=None, run_id=None):
+    r = {"run_id": run_id or f"{strategy}_{budget}_lr{lr:g}_s{seed}",
+         "config": {"model": "tiny", "data": "alpaca", "strategy": strategy, "budget": budget, "seed": seed,
+                    "lr": lr},
+         "dev_loss": dev, "eval_loss": test, "budget_params": params, "trainable_params": params}
+    if h is not None:
+        r["provenance"] = {"training_path_hash": h}
+    if examples is not None:
+        r["eval_example_losses"] = examples
+    return r
+
+
+# ------------------------------------------------------------------------------------------------ hash guard
+@pytest.mark.parametrize("ha, hb, allow, expected", [
+    ("h1", "h1", False, ""), (None, None, False, ""), ("h1", "h2", True, "MIXED TRAINING-PATH HASHES (h1 vs h2)"),
+    (None, "h2", True, "MIXED TRAINING-PATH HASHES (none vs h2)"), ("h1", "h2", False, UserError),
+    ("h1", None, False, UserError)])
+def test_check_pair_table(ha, hb, allow, expected):
+    a, b = cell("attn_heavy", 0, 1e-4, 2, 2, h=ha), cell("uniform", 0, 1e-4, 2, 2, h=hb)
+    if expected is UserError:
+        with pytest.raises(UserError) as e:
+            stats.check_pair(a, b, allow)
+        msg = str(e.value)
+        assert "\n" not in msg and f"training_path_hash {ha or 'none'}" in msg and f"hash {hb or 'none'}" in msg
+    else:
+        assert stats.check_pair(a, b, allow) == expected
+
+
+def test_summarize_refuses_mixed_hashes_unless_allowed():
+    rs = [cell("uniform", s, 1e-4, 2, 2.0 + s, h="h1") for s in (0, 1)]
+    rs += [cell("attn_heavy", 0, 1e-4, 2, 1.9, h="h1"), cell("attn_heavy", 1, 1e-4, 2, 2.8, h="h2")]
+    with pytest.raises(UserError, match="h2"):
+        stats.summarize(rs)
+    rows = stats.summarize(rs, allow_mixed=True)
+    assert "MIXED TRAINING-PATH HASHES (h2 vs h1)" in rows[1]["note"]
+    # pilot cells (no field) pair with each other
+    for r in rs:
+        del r["provenance"]
+    assert "MIXED" not in stats.summarize(rs)[1]["note"]
+
+
+# ------------------------------------------------------------------------------------------------ lr selection
+LR = [1e-4, 3e-4, 1e-3]
+SELECT_CASES = [  # dev losses at LR -> (selected lr, bracketed, extend, next_lr)
+    ([2.0, 1.9, 2.1], 3e-4, True, None, []),
+    ([1.8, 1.9, 2.1], 1e-4, False, "lower", [1e-4 / 3]),
+    ([2.0, 1.9, 1.8], 1e-3, False, "higher", [3e-3]),
+    ([2.0, 1.9, NAN], 3e-4, True, None, []),             # diverged (NaN) counts as worse
+    ([1.9, 1.9, 2.0], 1e-4, False, "lower", [1e-4 / 3]),  # tie -> the smaller lr
+    ([1.9, 1.9, 1.9], 1e-4, False, "both", [1e-4 / 3, 3e-3]),       # flat: extend both ends
+    ([2.0, 1.9, 1.9], 3e-4, False, "higher", [3e-3]),               # tie at the top: beyond the grid's end
+]
+
+
+@pytest.mark.parametrize("devs, lr, bracketed, extend, next_lr", SELECT_CASES)
+def test_select_lr_table(devs, lr, bracketed, extend, next_lr):
+    # test losses would pick the opposite lr: they must not matter; seed-1 cells must not matter either
+    rs = [cell("uniform", 0, x, d, 3.0 - i) for i, (x, d) in enumerate(zip(LR, devs))]
+    rs += [cell("uniform", 1, x, 0.5 * (i == 2), 1.0) for i, x in enumerate(LR)]
+    sel = stats.select_lr(rs, "uniform")
+    assert sel["lr"] == lr and sel["bracketed"] is bracketed and sel["extend"] == extend
+    assert sel["next_lr"] == pytest.approx(next_lr)
+    assert [x for x, _ in sel["curve"]] == LR
+    assert [v for _, v in sel["curve"]] == [d if math.isfinite(d) else math.inf for d in devs]
+    assert (extend is None) == (sel["note"] == "bracketed")
+
+
+def test_select_lr_edge_cases():
+    one = stats.select_lr([cell("uniform", 0, 2e-4, 1.5, 1.5)], "uniform")
+    assert one["extend"] == "both" and one["next_lr"] == pytest.approx([2e-4 / 3, 6e-4])
+    none = stats.select_lr([cell("uniform", 1, 2e-4, 1.5, 1.5)], "uniform")
+    assert none["lr"] is None and "no seed-0 cell" in none["note"]
+    with pytest.raises(UserError, match="two seed-0 cells"):
+        stats.select_lr([cell("uniform", 0, 2e-4, 1.5, 1.5), cell("uniform", 0, 2e-4, 1.6, 1.5, run_id="x")],
+                        "uniform")
+    two_budgets = [cell("uniform", 0, 2e-4, 1.5, 1.5), cell("uniform", 0, 2e-4, 1.4, 1.4, budget="r2")]
+    with pytest.raises(UserError, match="groups"):
+        stats.select_lr(two_budgets, "uniform")
+    assert stats.select_lr(two_budgets, "uniform", budget="r2")["dev_loss"] == 1.4
+
+
+# --------------------------------------------------------------------------------------------- the endpoints
+U_TEST = [2.0, 2.1, 2.3]
+A_DIFF = [-0.10, -0.11, -0.12]      # mean −0.11, sd 0.01: t = −11 sqrt(3), df 2
+B_DIFF = [0.10, 0.10, 0.40]         # mean 0.2, sd sqrt(0.03): t = 2, df 2
+
+
+def t2_p(t):
+    """Two-sided p of Student t with 2 df, closed form: 1 − |t| / sqrt(2 + t^2)."""
+    return 1 - abs(t) / math.sqrt(2 + t * t)
+
+
+def t2_q(p):
+    """Quantile of Student t with 2 df, closed form: (2p − 1) / sqrt(2 p (1 − p))."""
+    return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+
+
+def v2_results(hash_b1="h1"):
+    """uniform selects 3e-4 (dev), attn_heavy 1e-4, ffn_heavy 3e-4; test losses at the other lr are decoys."""
+    rs = []
+    for s in range(3):
+        rs += [cell("uniform", s, 1e-4, 2.5, 9.0), cell("uniform", s, 3e-4, 2.4, U_TEST[s])]
+        rs += [cell("attn_heavy", s, 1e-4, 2.3, U_TEST[s] + A_DIFF[s]), cell("attn_heavy", s, 3e-4, 2.35, U_TEST[s] + 1)]
+        rs += [cell("ffn_heavy", s, 1e-4, 2.6, 9.0),
+               cell("ffn_heavy", s, 3e-4, 2.5, U_TEST[s] + B_DIFF[s], h=hash_b1 if s == 1 else "h1")]
+    return rs
+
+
+def test_primary_endpoint_exact():
+    a, b = stats.endpoint(v2_results(), which="primary")
+    assert (a["strategy"], a["lr"], a["ref_lr"], b["strategy"], b["lr"]) == ("attn_heavy", 1e-4, 3e-4, "ffn_heavy", 3e-4)
+    assert a["diffs"] == pytest.approx(A_DIFF) and a["diff_mean"] == pytest.approx(-0.11) and a["n_pairs"] == 3
+    pa, pb = t2_p(11 * math.sqrt(3)), t2_p(2.0)
+    assert pa == pytest.approx(1 - math.sqrt(363 / 365)) and pb == pytest.approx(1 - 2 / math.sqrt(6))
+    assert a["p"] == pytest.approx(pa, rel=1e-9) and b["p"] == pytest.approx(pb, rel=1e-9)
+    assert a["p_holm"] == pytest.approx(2 * pa) and b["p_holm"] == pytest.approx(pb)
+    # unadjusted 95 %: ± t_{0.975,2} sd / sqrt(3)
+    half_a = t2_q(0.975) * 0.01 / math.sqrt(3)
+    assert (a["ci_low"], a["ci_high"]) == (pytest.approx(-0.11 - half_a), pytest.approx(-0.11 + half_a))
+    # Holm step 1 (attn_heavy, p 0.0027 <= 0.025): level 1 − 0.05/2; step 2 (p 0.18 > 0.05): level 0.95
+    assert (a["step"], a["level"], b["step"], b["level"]) == (1, pytest.approx(0.975), 2, pytest.approx(0.95))
+    adj_a = t2_q(1 - 0.025 / 2) * 0.01 / math.sqrt(3)
+    assert (a["adj_ci_low"], a["adj_ci_high"]) == (pytest.approx(-0.11 - adj_a), pytest.approx(-0.11 + adj_a))
+    adj_b = t2_q(0.975) * math.sqrt(0.03) / math.sqrt(3)
+    assert (b["adj_ci_low"], b["adj_ci_high"]) == (pytest.approx(0.2 - adj_b), pytest.approx(0.2 + adj_b))
+    assert (a["verdict"], b["verdict"]) == ("better", "no detectable difference")
+    assert a["note"] == b["note"] == ""
+
+
+def test_secondary_endpoint_uses_uniforms_lr():
+    a, b = stats.endpoint(v2_results(), which="secondary")
+    assert a["lr"] == b["lr"] == 3e-4
+    assert a["diffs"] == pytest.approx([1.0, 1.0, 1.0]) and math.isnan(a["p"]) and "constant" in a["note"]
+    assert b["diffs"] == pytest.approx(B_DIFF)
+
+
+def test_endpoint_hash_guard():
+    with pytest.raises(UserError, match="h9"):
+        stats.endpoint(v2_results(hash_b1="h9"))
+    _, b = stats.endpoint(v2_results(hash_b1="h9"), allow_mixed=True)
+    assert b["note"] == "MIXED TRAINING-PATH HASHES (h9 vs h1)"
+
+
+def test_holm_intervals_freeze_at_the_first_non_rejection():
+    d = [-0.1, -0.2, -0.3]
+    rows = [{"p": 0.04, "diffs": d}, {"p": 0.001, "diffs": d}, {"p": NAN, "diffs": d}, {"p": 0.045, "diffs": d}]
+    out = stats.holm_intervals(rows)
+    assert [o["step"] for o in out] == [2, 1, None, 3]
+    assert [o["rejected"] for o in out] == [False, True, False, False]
+    # m = 3: step 1 at 1 − 0.05/3; step 2 fails (0.04 > 0.025): level 1 − 0.05/2, frozen for step 3 (0.045 <= 0.05
+    # would pass on its own, but Holm stopped)
+    assert out[1]["level"] == pytest.approx(1 - 0.05 / 3)
+    assert out[0]["level"] == out[3]["level"] == pytest.approx(0.975) and math.isnan(out[2]["level"])
+    half = t2_q(1 - 0.025 / 2) * 0.1 / math.sqrt(3)
+    assert (out[3]["adj_ci_low"], out[3]["adj_ci_high"]) == (pytest.approx(-0.2 - half), pytest.approx(-0.2 + half))
+
+
+@pytest.mark.parametrize("lo, hi, expected", [(-0.3, -0.1, "better"), (0.1, 0.3, "worse"),
+                                              (-0.1, 0.1, "no detectable difference"),
+                                              (0.0, 0.2, "no detectable difference"),
+                                              (-0.2, 0.0, "no detectable difference"), (NAN, 0.1, "undetermined")])
+def test_verdict_table(lo, hi, expected):
+    assert stats.verdict(lo, hi) == expected
+
+
+# ------------------------------------------------------------------------------------------------- robustness
+def test_block_anova_exact():
+    # y_ij = 1 + a_i + b_j + e_ij, a = (0, −0.5, 0.3), b = (0, 1, 2), e with zero row and column sums
+    a, b = {"uniform": 0.0, "attn_heavy": -0.5, "ffn_heavy": 0.3}, [0.0, 1.0, 2.0]
+    e = {"uniform": [0.1, -0.1, 0.0], "attn_heavy": [-0.1, 0.1, 0.0], "ffn_heavy": [0.0, 0.0, 0.0]}
+    table = {s: {j: 1 + a[s] + b[j] + e[s][j] for j in range(3)} for s in a}
+    table["uniform"][3] = 5.0                                    # incomplete block: dropped
+    fit = stats.block_anova(table)
+    assert (fit["k"], fit["n"], fit["seeds"], fit["dropped_seeds"], fit["df"]) == (3, 3, [0, 1, 2], [3], 4)
+    assert fit["sigma"] == pytest.approx(0.1)                    # SS_res 0.04 / 4
+    assert fit["F"] == pytest.approx(49.0) and fit["p_F"] == pytest.approx(sps.f.sf(49.0, 2, 4))
+    se = math.sqrt(2 * 0.01 / 3)
+    ca, cb = fit["contrasts"]
+    assert (ca["strategy"], ca["diff"], ca["se"]) == ("attn_heavy", pytest.approx(-0.5), pytest.approx(se))
+    assert ca["t"] == pytest.approx(-0.5 / se) and ca["p"] == pytest.approx(2 * sps.t.sf(0.5 / se, 4))
+    assert cb["diff"] == pytest.approx(0.3)
+    q = sps.t.ppf(0.975, 4)
+    assert (cb["ci_low"], cb["ci_high"]) == (pytest.approx(0.3 - q * se), pytest.approx(0.3 + q * se))
+    assert [ca["p_holm"], cb["p_holm"]] == pytest.approx(stats.holm([ca["p"], cb["p"]]))
+
+
+def test_block_anova_with_two_strategies_is_the_paired_t_test():
+    u, x = [2.0, 2.1, 2.3, 2.2], [1.9, 2.05, 2.2, 2.25]
+    fit = stats.block_anova({"uniform": dict(enumerate(u)), "linear_decay": dict(enumerate(x))})
+    (c,) = fit["contrasts"]
+    pt = stats.paired_test(x, u)
+    assert c["p"] == pytest.approx(pt["p"]) and c["ci_low"] == pytest.approx(pt["diff_ci_low"])
+
+
+def test_block_anova_matches_least_squares():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(4, 5))
+    names = ["uniform", "a", "b", "c"]
+    fit = stats.block_anova({s: dict(enumerate(y[i])) for i, s in enumerate(names)})
+    # dummy-coded OLS: intercept, 3 strategy effects (vs uniform), 4 seed effects
+    X = np.zeros((20, 8))
+    for i in range(4):
+        for j in range(5):
+            X[i * 5 + j, 0] = 1
+            if i:
+                X[i * 5 + j, i] = 1
+            if j:
+                X[i * 5 + j, 3 + j] = 1
+    beta, res, *_ = np.linalg.lstsq(X, y.ravel(), rcond=None)
+    assert fit["sigma"] == pytest.approx(math.sqrt(res[0] / 12))
+    assert [c["diff"] for c in fit["contrasts"]] == pytest.approx(list(beta[1:4]))
+
+
+# -------------------------------------------------------------------------------------------------- bootstrap
+def test_bootstrap_constant_shift_is_exact():
+    ex_u = [[2.0 * t, t] for t in (3, 5, 7, 11)]
+    ex_s = [[n - 0.1 * t, t] for n, t in ex_u]
+    pairs = [(cell("a", s, 1e-4, 1, 1.9, examples=ex_s), cell("uniform", s, 1e-4, 1, 2.0, examples=ex_u))
+             for s in range(3)]
+    out = stats.bootstrap_diff(pairs, reps=500)
+    assert out["estimate"] == pytest.approx(-0.1) and out["ci_low"] == pytest.approx(-0.1)
+    assert out["ci_high"] == pytest.approx(-0.1) and out["note"] == "" and (out["n_examples"], out["n_seeds"]) == (4, 3)
+
+
+def test_bootstrap_two_examples_exact():
+    # strategy 8/4 = 2.0, uniform 9/4 = 2.25; replicates: {0,0} -> 2 − 3 = −1 (p 1/4), {0,1} -> −0.25, {1,1} -> 0
+    s = cell("a", 0, 1e-4, 1, 2.0, examples=[[2.0, 1], [6.0, 3]])
+    u = cell("uniform", 0, 1e-4, 1, 2.3, examples=[[3.0, 1], [6.0, 3]])
+    out = stats.bootstrap_diff([(s, u)], reps=2000, seed=0)
+    assert out["estimate"] == pytest.approx(-0.25) and (out["ci_low"], out["ci_high"]) == (-1.0, 0.0)
+    assert "eval_loss 2.300000" in out["note"]                 # 9/4 = 2.25 != the recorded 2.3
+
+
+def test_bootstrap_matches_a_plain_loop():
+    rng = np.random.default_rng(7)
+    mk = lambda: [[float(rng.uniform(1, 30)), int(rng.integers(1, 10))] for _ in range(6)]  # noqa: E731
+    pairs = [(cell("a", s, 1e-4, 1, NAN, examples=mk()), cell("uniform", s, 1e-4, 1, NAN, examples=mk()))
+             for s in range(2)]
+    out = stats.bootstrap_diff(pairs, reps=300, seed=11, conf=0.9)
+    idx = np.random.default_rng(11).integers(0, 6, size=(300, 6))
+    reps = []
+    for row in idx:
+        d = []
+        for a, b in pairs:
+            la = sum(a["eval_example_losses"][i][0] for i in row) / sum(a["eval_example_losses"][i][1] for i in row)
+            lb = sum(b["eval_example_losses"][i][0] for i in row) / sum(b["eval_example_losses"][i][1] for i in row)
+            d.append(la - lb)
+        reps.append(sum(d) / len(d))
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx(tuple(np.quantile(reps, [0.05, 0.95])), rel=1e-12)
+    with pytest.raises(UserError, match="different lengths"):
+        stats.bootstrap_diff([pairs[0], (pairs[1][0], cell("u", 1, 1e-4, 1, 1, examples=[[1.0, 1]]))])
+
+
+def test_endpoint_bootstrap_uses_the_endpoint_pairs():
+    rs = v2_results()
+    for r in rs:
+        r["eval_example_losses"] = [[r["eval_loss"] * 2, 2], [r["eval_loss"] * 3, 3]]
+    out = stats.endpoint_bootstrap(rs, "attn_heavy", reps=200)
+    assert out["estimate"] == pytest.approx(-0.11) and out["n_seeds"] == 3 and out["note"] == ""
+
+
+# ------------------------------------------------------------------------------------ equivalent budget
+FRONTIER = [(4000, 1.8), (1000, 2.0), (16000, 1.7)]
+
+
+@pytest.mark.parametrize("loss, budget, c", [(1.9, 1000, 2.0), (1.8, 2000, 2.0), (1.75, 4000, 2.0), (2.0, 1000, 1.0),
+                                             (1.9, 4000, 0.5), (1.7, 16000, 1.0), (2.1, 1000, NAN), (1.6, 1000, NAN)])
+def test_budget_multiplier_table(loss, budget, c):
+    out = stats.budget_multiplier(FRONTIER, loss, budget)
+    if math.isnan(c):
+        assert math.isnan(out["multiplier"]) and "no extrapolation" in out["note"]
+        assert ("above" if loss > 2 else "below") in out["note"]
+    else:
+        assert out["multiplier"] == pytest.approx(c) and out["equivalent_params"] == pytest.approx(c * budget)
+        assert out["note"] == ""
+
+
+def test_budget_multiplier_gotchas():
+    assert "not strictly decreasing" in stats.budget_multiplier([(1000, 2.0), (4000, 2.1)], 2.05, 1000)["note"]
+    assert math.isnan(stats.budget_multiplier([(1000, 2.0)], 2.0, 1000)["multiplier"])
+
+
+def test_uniform_frontier_from_v2_results():
+    rs = v2_results() + [cell("uniform", s, 3e-4, 2.4, 2.5, budget="r2", params=1000) for s in range(2)]
+    rs += [cell("uniform", 0, 1e-4, 2.3, 9.9, budget="r2", params=1000)]      # selected at r2, test loss 9.9
+    (p1, l1), (p2, l2) = stats.uniform_frontier(rs, "tiny", "alpaca")
+    assert (p1, l1, p2) == (1000, 9.9, 4000) and l2 == pytest.approx(sum(U_TEST) / 3)
+
+
+# -------------------------------------------------------------------------------------------- power via nct
+def test_paired_power_where_nct_cdf_fails_and_the_clamp():
+    # nc = 7.625 at df 1: nct.cdf(-c) is NaN there, the symmetric nct.sf(c, df, -nc) is not
+    sd = 0.01 * math.sqrt(2) / 7.625
+    c = sps.t.ppf(0.975, 1)
+    assert math.isnan(sps.nct.cdf(-c, 1, 7.625))
+    from scipy import integrate        # df 1: power = E_W[Phi(nc − c|W|) + Phi(−nc − c|W|)], W ~ N(0, 1)
+    direct = 2 * integrate.quad(lambda w: sps.norm.pdf(w) * (sps.norm.cdf(7.625 - c * w)
+                                                             + sps.norm.cdf(-7.625 - c * w)), 0, math.inf)[0]
+    assert stats.paired_power(2, sd) == pytest.approx(direct, abs=1e-9)
+    # nc = 4e9: nct.sf itself is NaN; the lower bound proves power 1 -> clamped
+    tiny = 0.01 * math.sqrt(2) / 4e9
+    assert math.isnan(sps.nct.sf(c, 1, 4e9)) and stats.paired_power(2, tiny) == 1.0
+
+
+def test_paired_power_refuses_an_unprovable_clamp(monkeypatch):
+    monkeypatch.setattr(stats.sps.nct, "sf", lambda *a, **k: NAN)
+    with pytest.raises(ValueError, match="not provably 1"):
+        stats.paired_power(10, 0.01)
+
+
+# ---------------------------------------------------------------------------------------------------- writers
+def test_endpoint_table_writers_and_report(tmp_path):
+    rows = stats.endpoint(v2_results()) + stats.endpoint(v2_results(), which="secondary")
+    t = writers.endpoint_table(rows)
+    md, tex = writers.table_markdown(t), writers.table_latex(t, "generated")
+    assert all(ln.count("|") == 10 for ln in md.splitlines())
+    assert "| attn_heavy | 0.0001 | 3 | -0.1100 |" in md and "better" in md and "**tiny, alpaca, budget r8, primary" in md
+    body = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "multicolumn" not in ln]
+    assert all(ln.count("&") == 8 for ln in body) and "$-$0.1100" in tex and r"attn\_heavy" in tex
+    assert tex.count(r"\multicolumn") == 2 and tex.startswith("% generated")
+    lr_md = writers.table_markdown(writers.lr_table(stats.lr_selection(v2_results())))
+    assert "| uniform | 0.0001: 2.5000, 0.0003: 2.4000 | 0.0003 | no |" in lr_md
+    report.write_report("syn", v2_results(), tmp_path, None)
+    text = (tmp_path / "summary.md").read_text()
+    assert "## Primary endpoint" in text and "## Secondary endpoint" in text and "## Learning-rate selection" in text
+    # summary table at each strategy's selected lr: 3 seeds each, no duplicate-seed warnings
+    assert "| uniform | 3 | 2.1333" in text and "## Warnings" not in text
+
+
+def test_endpoint_losses_feed_the_block_anova():
+    table = stats.endpoint_losses(v2_results())
+    assert table["uniform"] == {0: 2.0, 1: 2.1, 2: 2.3} and table["attn_heavy"][2] == pytest.approx(2.18)
+    ca, cb = stats.block_anova(table)["contrasts"]
+    assert (ca["diff"], cb["diff"]) == (pytest.approx(-0.11), pytest.approx(0.2))
+    sec = stats.endpoint_losses(v2_results(), which="secondary")
+    assert sec["attn_heavy"] == pytest.approx({0: 3.0, 1: 3.1, 2: 3.3})
