@@ -37,7 +37,7 @@ clean-cache:
 
 # Statistics and figures of an experiment from its committed results (make figures EXP=pilot).
 EXP ?= pilot
-FIGURES := params_vs_loss rank_per_layer pareto loss_curves
+FIGURES := forest params_vs_loss rank_per_layer pareto loss_curves
 
 report: setup
 	$(PY) -m adaptive_lora report $(EXP)
@@ -46,12 +46,12 @@ figures: report
 	for f in $(FIGURES); do $(PY) scripts/fig_$$f.py --exp $(EXP) || exit 1; done
 
 # The paper (paper/): figures, tables and numbers regenerated from the committed results, then main.pdf (latexmk:
-# pdflatex + bibtex, build files in paper/build/) and draft.md (the same sources in Markdown).
+# pdflatex + bibtex, build files in paper/build/) and draft.md (the same sources in Markdown, converted by pandoc).
 # `make paper-deps` installs the Debian packages the build and its tests need (.ci/run calls it); `make arxiv`
 # packs paper/build/arxiv.tar.gz (sources, .bbl, figures) for arXiv.
 .PHONY: paper paper-deps arxiv
 PAPER_DEBS := texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
-	latexmk chktex aspell aspell-en
+	latexmk chktex aspell aspell-en pandoc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RESULTS_DIR := $(or $(ADAPTIVE_LORA_RESULTS),results)
 LATEXMK := latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error

@@ -1,4 +1,9 @@
-"""Shared helpers of the fig_*.py scripts: arguments, loading results, picking a budget group, saving PDF + PNG."""
+"""Shared helpers of the fig_*.py scripts: arguments, loading results, picking a budget group, print-size figures
+and panel grids, saving PDF + PNG.
+
+Every figure is made at the size it is printed (``WIDTH`` = 6.5 in, the text width: main.tex includes each at
+``\\linewidth``) and saved without cropping, so a font size set here is the size on paper; the smallest is 8 pt.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +16,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adaptive_lora.report import REFERENCE, group_key, summarize  # noqa: E402
+WIDTH = 6.5        # inches: the paper's text width, at which main.tex prints every figure
+MIN_FONT_PT = 8    # no text in a figure is smaller than this at print size
+plt.rcParams.update({
+    "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+    "legend.fontsize": 8, "legend.title_fontsize": 8, "figure.titlesize": 9,
+    "pdf.fonttype": 42, "savefig.dpi": 200,
+})
+
+from adaptive_lora.report import BASELINES, REFERENCE, group_key, mean_ci, summarize  # noqa: E402
 from adaptive_lora.results import ROOT, load_results, results_root  # noqa: E402
 
 DEFAULT_OUT = ROOT / "paper" / "figures"
@@ -65,17 +78,54 @@ def colors(strategies: list[str]) -> dict[str, tuple]:
     return {s: cmap(i % 10) for i, s in enumerate(strategies)}
 
 
+def figure(height: float):
+    """A figure of the printed width (``WIDTH``) and the given height in inches, with constrained layout (so that
+    labels fit inside it without cropping at save time, which would change the printed scale)."""
+    return plt.figure(figsize=(WIDTH, height), layout="constrained")
+
+
+def panel_grid(fig, n: int, ncol: int, **subplot_kw) -> list:
+    """``n`` axes in rows of ``ncol`` with no empty slot: a last row with fewer panels is centred (each panel spans
+    two columns of a grid twice as wide, so half-panel offsets are possible)."""
+    ncol = max(1, min(ncol, n))
+    nrow = -(-n // ncol)
+    gs = fig.add_gridspec(nrow, 2 * ncol)
+    axes = []
+    for i in range(n):
+        row, col = divmod(i, ncol)
+        in_row = ncol if row < nrow - 1 else n - ncol * (nrow - 1)
+        start = 2 * col + (ncol - in_row)
+        axes.append(fig.add_subplot(gs[row, start:start + 2], **subplot_kw))
+    return axes
+
+
+def t_interval(values) -> tuple[float, float, float, int]:
+    """(mean, low, high, n) of the 95 % t-interval (``adaptive_lora.report.mean_ci``); low/high NaN when n < 2."""
+    ci = mean_ci(values)
+    return ci["mean"], ci["ci_low"], ci["ci_high"], ci["n"]
+
+
+def small_texts(fig) -> list[str]:
+    """Visible texts of a figure smaller than ``MIN_FONT_PT`` (the test suite checks every figure with it)."""
+    from matplotlib.text import Text
+
+    return [f"{t.get_text()!r} ({t.get_fontsize():g} pt)" for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT]
+
+
 def save(fig, out: str | Path, name: str) -> list[Path]:
-    """Write <out>/<name>.pdf and .png (PDF without a creation date, so reruns give the same file)."""
+    """Write <out>/<name>.pdf and .png at the figure's own size, uncropped (PDF without a creation date, so reruns
+    give the same file)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.pdf", out / f"{name}.png"]
-    fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
-    fig.savefig(paths[1], bbox_inches="tight", dpi=200)
+    fig.savefig(paths[0], metadata={"CreationDate": None, "ModDate": None})
+    fig.savefig(paths[1])
     plt.close(fig)
     for p in paths:
         print(f"wrote {os.path.relpath(p)}")
     return paths
 
 
-__all__ = ["parse_args", "skip", "load", "pick_group", "strategies_in_order", "colors", "save", "summarize", "plt"]
+__all__ = ["parse_args", "skip", "load", "pick_group", "strategies_in_order", "colors", "figure", "panel_grid",
+           "t_interval", "small_texts", "save", "summarize", "plt", "REFERENCE", "BASELINES", "WIDTH"]

@@ -1,20 +1,30 @@
-"""Figure: training-loss curves per strategy at one budget (moving average, mean over seeds, ± 1 std band).
-A curve is each run's training objective per optimizer step: cross-entropy, plus AdaLoRA's orthogonality penalty
-for AdaLoRA runs (marked in the legend). Right panel: each strategy's curve minus uniform's at the same seed (same
-batches in the same order), averaged over the shared seeds; penalised curves are left out there.
+"""Figure: training cross-entropy at one budget: uniform rank's curve, and each strategy's paired difference to it.
+
+Only runs whose training objective is plain cross-entropy are plotted: AdaLoRA's objective adds a weighted
+orthogonality penalty, so its curve is not comparable and it is left out (named on the command line and in the
+caption). First panel: uniform rank's training loss per optimizer step (trailing moving average of each run, then
+mean over seeds with the 95 % t-interval as a band). Then one panel per strategy: its training loss minus uniform's
+at the same seed, which sees the same batches in the same order (moving average of the per-step difference, mean
+over the shared seeds with the 95 % t-interval as a band; n = 1: the curve alone, labelled n = 1), all on one
+y-axis. Panels fill rows of three; a shorter last row is centred.
 
 python scripts/fig_loss_curves.py [--exp pilot] [--budget r8] [--window 0] [--out paper/figures]
--> <out>/loss_curves.{pdf,png}. Window 0 = automatic (odd, at least 1: about 1/20 of the steps for the curves,
-1/8 for the paired differences).
+-> <out>/loss_curves.{pdf,png}. Window 0 = automatic (odd, at least 1): about 1/20 of the steps for uniform's curve,
+1/8 for the paired differences.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _plotting import (REFERENCE, colors, load, parse_args, pick_group, plt, save, skip,  # noqa: E402
-                       strategies_in_order)
+from _plotting import (REFERENCE, colors, figure, load, panel_grid, parse_args, pick_group, save,  # noqa: E402
+                       skip, strategies_in_order, t_interval)
+
+NCOL = 3
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -28,77 +38,86 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def orth_weights(strategy: str, group: list[dict]) -> set[float]:
-    """The orthogonality-penalty weights in the strategy's training objectives (AdaLoRA); empty for plain CE."""
-    return {(r.get("adalora") or {}).get("orth_reg_weight") for r in group
-            if r["config"]["strategy"] == strategy} - {None}
+def penalised(r: dict) -> bool:
+    """True when the run's training objective is not plain cross-entropy (AdaLoRA's orthogonality penalty)."""
+    return bool((r.get("adalora") or {}).get("orth_reg_weight"))
 
 
-def label(strategy: str, group: list[dict]) -> str:
-    """Legend entry: name and n; AdaLoRA's curve is its objective, CE + weight x orthogonality penalty."""
-    n = sum(1 for r in group if r["config"]["strategy"] == strategy)
-    orth = orth_weights(strategy, group)
-    note = f", CE + {orth.pop():g} x orth. penalty" if len(orth) == 1 else ""
-    return f"{strategy} (n={n}{note})"
+def band(curves: list[list[float]]) -> tuple[list[float], list[float], list[float], int]:
+    """Per step: mean and 95 % t-interval over the curves (``adaptive_lora.report.mean_ci``); NaN bounds if n = 1."""
+    steps = [t_interval(v) for v in zip(*curves)]
+    return [s[0] for s in steps], [s[1] for s in steps], [s[2] for s in steps], len(curves)
 
 
-def paired_delta(group: list[dict], strategy: str, window: int) -> tuple[list[float], int]:
-    """Mean over shared seeds of smoothed (strategy - uniform) training loss per step, and the number of seeds.
-
-    Runs of one seed see the same batches in the same order, so the per-step difference removes the batch-to-batch
-    noise that makes the raw curves overlap. ([], 0) without a shared seed."""
+def paired(group: list[dict], strategy: str, window: int) -> list[list[float]]:
+    """Smoothed per-step (strategy - uniform) training loss, one curve per shared seed (truncated to the shorter)."""
     ref = {r["config"]["seed"]: r["train_loss_curve"] for r in group if r["config"]["strategy"] == REFERENCE}
     runs = {r["config"]["seed"]: r["train_loss_curve"] for r in group if r["config"]["strategy"] == strategy}
     seeds = sorted(set(ref) & set(runs))
     if not seeds:
-        return [], 0
+        return []
     steps = min(min(len(ref[sd]), len(runs[sd])) for sd in seeds)
-    diffs = [smooth([a - b for a, b in zip(runs[sd][:steps], ref[sd][:steps])], window) for sd in seeds]
-    return [sum(v) / len(v) for v in zip(*diffs)], len(seeds)
+    return [smooth([a - b for a, b in zip(runs[sd][:steps], ref[sd][:steps])], window) for sd in seeds]
+
+
+def draw(ax, curves: list[list[float]], color, label: str) -> tuple[float, float]:
+    """Mean curve with its 95 % band, titled with the label and n; -> (lowest, highest) value drawn."""
+    mean, lo, hi, n = band(curves)
+    x = range(1, len(mean) + 1)
+    ax.plot(x, mean, color=color, lw=1.3)
+    if n >= 2:
+        ax.fill_between(x, lo, hi, color=color, alpha=0.25, lw=0)
+    ax.set_title(f"{label} (n = {n}{'' if n >= 2 else ', no interval'})")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    drawn = [v for v in mean + lo + hi if math.isfinite(v)]
+    return min(drawn), max(drawn)
 
 
 def main(argv=None) -> int:
     a = parse_args(__doc__.splitlines()[0], argv, budget=True,
                    extra=lambda ap: ap.add_argument("--window", type=int, default=0, help="moving-average steps"))
-    results = load(a.exp)
-    key, group = pick_group(results, a.budget)
+    key, group = pick_group(load(a.exp), a.budget)
     group = [r for r in group if isinstance(r.get("train_loss_curve"), list) and len(r["train_loss_curve"]) > 0]
-    if not group:
-        return skip(f"no result with a training-loss curve in experiment '{a.exp}'")
+    col = colors(strategies_in_order(group))  # the colours of the other figures, AdaLoRA's included
+    left_out = sorted({r["config"]["strategy"] for r in group if penalised(r)})
+    group = [r for r in group if not penalised(r)]
+    if left_out:
+        print(f"left out (training objective is not plain cross-entropy): {', '.join(left_out)}")
+    ref = [r["train_loss_curve"] for r in group if r["config"]["strategy"] == REFERENCE]
+    if not ref:
+        return skip(f"no uniform-rank result with a training-loss curve in experiment '{a.exp}'")
     strategies = strategies_in_order(group)
-    col = colors(strategies)
-    fig, (ax, dax) = plt.subplots(1, 2, figsize=(11, 4))
-    for s in strategies:
-        curves = [r["train_loss_curve"] for r in group if r["config"]["strategy"] == s]
-        steps = min(len(c) for c in curves)
-        window = a.window or max(1, (steps // 20) | 1)
-        sm = [smooth(c[:steps], window) for c in curves]
-        mean = [sum(v) / len(v) for v in zip(*sm)]
-        x = range(1, steps + 1)
-        ax.plot(x, mean, color=col[s], lw=1.3, label=label(s, group))
-        if len(sm) > 1:
-            std = [(sum((u - m) ** 2 for u in v) / (len(v) - 1)) ** 0.5 for v, m in zip(zip(*sm), mean)]
-            ax.fill_between(x, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)],
-                            color=col[s], alpha=0.15, lw=0)
-        # right panel: paired difference to uniform; curves that include a penalty are not comparable there
-        if s != REFERENCE and not orth_weights(s, group):
-            delta, n = paired_delta(group, s, a.window or max(1, (steps // 8) | 1))
-            if delta:
-                dax.plot(range(1, len(delta) + 1), delta, color=col[s], lw=1.3, label=f"{s} (n={n})")
+    others = [s for s in strategies if s != REFERENCE]
+    diffs = {}
+    for s in others:
+        steps = min(len(r["train_loss_curve"]) for r in group if r["config"]["strategy"] == s)
+        d = paired(group, s, a.window or max(1, (steps // 8) | 1))
+        if d:
+            diffs[s] = d
+    n_panels = 1 + len(diffs)
+    nrow = -(-n_panels // NCOL)
+    fig = figure(1.75 * nrow + 0.45)
+    axes = panel_grid(fig, n_panels, NCOL)
+    steps = min(len(c) for c in ref)
+    window = a.window or max(1, (steps // 20) | 1)
+    draw(axes[0], [smooth(c[:steps], window) for c in ref], col[REFERENCE], REFERENCE)
+    axes[0].set_ylabel("training CE (nats)")
+    extent = [0.0]
+    for i, (ax, (s, d)) in enumerate(zip(axes[1:], diffs.items()), 1):
+        extent += draw(ax, d, col[s], s)
+        ax.axhline(0, color="k", lw=0.8)
+        if i % NCOL == 0 or i == 1:
+            ax.set_ylabel("CE − uniform's (nats)")
+    # one y-axis for every difference panel, wide enough for every curve and band
+    pad = 0.05 * (max(extent) - min(extent) or 1e-3)
+    for ax in axes[1:]:
+        ax.set_ylim(min(extent) - pad, max(extent) + pad)
+    for i, ax in enumerate(axes):
+        if i >= n_panels - NCOL:
+            ax.set_xlabel("optimizer step")
     model, data, budget = key
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (moving average)")
-    ax.set_title(f"{model} · {data} · budget {budget}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    dax.axhline(0, color="k", lw=0.8)
-    dax.set_xlabel("optimizer step")
-    dax.set_ylabel("training loss − uniform's, same seed (moving average)")
-    dax.set_title("paired difference to uniform (below 0 = lower loss)", fontsize=10)
-    dax.grid(alpha=0.3)
-    if dax.lines[1:]:
-        dax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.suptitle(f"{model} · {data} · budget {budget}: training cross-entropy (CE), mean over seeds with 95 % CI")
     save(fig, a.out, "loss_curves")
     return 0
 

@@ -1,20 +1,23 @@
-"""Figure: LoRA rank per layer for each strategy, one panel per module kind (mean over seeds of the rank maps).
+"""Figure: LoRA rank of every adapted module for each strategy at one budget, one heat map per strategy (module
+kinds as rows, layers as columns, mean over seeds of the recorded rank maps), one shared colour scale.
+
+A strategy whose map is one rank everywhere (uniform) gets no panel; the title states its rank instead. Panels fill
+rows of two; a shorter last row is centred.
 
 python scripts/fig_rank_per_layer.py [--exp pilot] [--budget r8] [--out paper/figures]
 -> <out>/rank_per_layer.{pdf,png}
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _plotting import colors, load, parse_args, pick_group, plt, save, skip, strategies_in_order  # noqa: E402
-
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from _plotting import figure, load, panel_grid, parse_args, pick_group, save, skip, strategies_in_order  # noqa: E402
 
 from adaptive_lora.spec import _BLOCK_RE  # noqa: E402
+
+NCOL = 2
 
 
 def ranks_by_kind(rank_maps: list[dict]) -> dict[str, dict[int, float]]:
@@ -28,10 +31,14 @@ def ranks_by_kind(rank_maps: list[dict]) -> dict[str, dict[int, float]]:
     return {k: {layer: sum(v) / len(v) for layer, v in sorted(d.items())} for k, d in acc.items()}
 
 
+def short(kind: str) -> str:
+    """'self_attn.q_proj' -> 'q', 'mlp.gate_proj' -> 'gate'."""
+    return kind.rsplit(".", 1)[-1].removesuffix("_proj")
+
+
 def main(argv=None) -> int:
     a = parse_args(__doc__.splitlines()[0], argv, budget=True)
-    results = load(a.exp)
-    key, group = pick_group(results, a.budget)
+    key, group = pick_group(load(a.exp), a.budget)
     group = [r for r in group if isinstance(r.get("rank_map"), dict) and r["rank_map"]]
     if not group:
         return skip(f"no result with a rank map in experiment '{a.exp}'")
@@ -41,36 +48,31 @@ def main(argv=None) -> int:
     kinds = list(dict.fromkeys(k for d in per_strategy.values() for k in d))
     if not kinds:
         return skip("no rank-map name matches '<prefix>.<layer>.<kind>'")
-    ncol = min(4, len(kinds))
-    nrow = math.ceil(len(kinds) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.5 * nrow + 0.6), sharex=True, sharey=True,
-                             squeeze=False)
-    col = colors(strategies)
-    for ax, kind in zip(axes.flat, kinds):
-        for s in strategies:
-            d = per_strategy[s].get(kind)
-            if d:
-                ax.plot(list(d), list(d.values()), marker=".", ms=3, lw=1.2, color=col[s], label=s)
-        ax.set_title(kind, fontsize=9)
-        ax.grid(alpha=0.3)
-    for ax in axes.flat[len(kinds):]:
-        ax.axis("off")
-    for ax in axes[-1]:
-        ax.set_xlabel("layer")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("rank")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    seen = dict(zip(labels, handles))
-    for ax in axes.flat[1:len(kinds)]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(lab, h)
-    for ax in axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    legend_rows = math.ceil(len(seen) / 4)
-    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(4, len(seen)), fontsize=8)
+    layers = sorted({layer for d in per_strategy.values() for k in d.values() for layer in k})
+    constant = {s: {v for k in d.values() for v in k.values()} for s, d in per_strategy.items()}
+    constant = {s: v.pop() for s, v in constant.items() if len(v) == 1}
+    shown = [s for s in strategies if s not in constant and per_strategy[s]]
+    if not shown:
+        return skip("every strategy has one rank everywhere")
+    vmax = max(v for s in shown for k in per_strategy[s].values() for v in k.values())
+    nrow = -(-len(shown) // NCOL)
+    fig = figure(1.3 * nrow + 0.75)
+    axes = panel_grid(fig, len(shown), NCOL)
+    im = None
+    for i, (ax, s) in enumerate(zip(axes, shown)):
+        grid = [[per_strategy[s].get(k, {}).get(layer, float("nan")) for layer in layers] for k in kinds]
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest",
+                       extent=(layers[0] - 0.5, layers[-1] + 0.5, len(kinds) - 0.5, -0.5))
+        ax.set_yticks(range(len(kinds)), [short(k) for k in kinds])
+        ax.set_xticks([x for x in layers if x % 5 == 0])
+        ax.tick_params(length=2)
+        ax.set_title(s)
+        if i >= len(shown) - NCOL:
+            ax.set_xlabel("layer")
+    fig.colorbar(im, ax=axes, label="rank (mean over seeds)", shrink=0.8, aspect=30)
     model, data, budget = key
-    fig.suptitle(f"rank per layer · {model} · {data} · budget {budget} (mean over seeds)", fontsize=10)
-    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
+    same = "; ".join(f"{s}: rank {v:g} on every module" for s, v in constant.items())
+    fig.suptitle(f"{model} · {data} · budget {budget}" + (f" ({same})" if same else ""))
     save(fig, a.out, "rank_per_layer")
     return 0
 

@@ -374,23 +374,34 @@ def budget_table(spec, budgets: list[str], maps: dict[str, dict], budget: int) -
 
 
 def runs_table(exps: dict[str, list[dict]], spec) -> str:
+    """Every committed run once: a run committed under several experiments (the main job's ``default`` run is
+    also a pilot cell) is one row that names them all, listed with its first experiment other than ``default``."""
+    where: dict[str, list[str]] = {}
+    first: dict[str, tuple[str, dict]] = {}
+    for exp, rs in sorted(exps.items(), key=lambda kv: (kv[0] == DEFAULT_EXP, kv[0])):
+        for r in rs:
+            rid = str(r.get("run_id"))
+            where.setdefault(rid, []).append(exp)
+            first.setdefault(rid, (exp, r))
     rows = []
-    for exp, rs in sorted(exps.items()):
-        for r in sorted(rs, key=lambda r: (budget_key(str(r["config"].get("budget")), spec),
-                                           str(r["config"].get("strategy")), int(r["config"].get("seed", 0)),
-                                           str(r.get("run_id")))):
-            c = r["config"]
-            secs = r.get("train_seconds")
-            rows.append([tt(exp), tt(c.get("strategy")), tt(c.get("budget")), str(c.get("seed")),
-                         tex_int(r.get("trainable_params")), tex_num(r.get("eval_loss")),
-                         tex_num(math.exp(r["eval_loss"]), 2) if finite(r.get("eval_loss")) else NA,
-                         tex_num(secs / 60, 1) if finite(secs) else NA])
+    for rid, (exp, r) in sorted(first.items(), key=lambda kv: (
+            kv[1][0] == DEFAULT_EXP, kv[1][0], budget_key(str(kv[1][1]["config"].get("budget")), spec),
+            str(kv[1][1]["config"].get("strategy")), int(kv[1][1]["config"].get("seed", 0)), kv[0])):
+        c = r["config"]
+        secs = r.get("train_seconds")
+        rows.append([", ".join(tt(e) for e in where[rid]), tt(c.get("strategy")), tt(c.get("budget")),
+                     str(c.get("seed")), tex_int(r.get("trainable_params")), tex_num(r.get("eval_loss")),
+                     tex_num(math.exp(r["eval_loss"]), 2) if finite(r.get("eval_loss")) else NA,
+                     tex_num(secs / 60, 1) if finite(secs) else NA])
     if not rows:
         return HEADER.format(src="results/") + ("\\noindent\\emph{No run has been committed under "
                                                 "\\texttt{results/} yet, so there is no per-run table.}\n")
     body = tabular("lllrrrrr", ["Experiment", "Strategy", "Budget", "Seed", "Trainable", "Eval loss",
                                 "PPL", "Train min"], rows)
-    cap = ("Every committed run (\\texttt{results/<experiment>/*.json}). PPL $= \\exp(\\text{eval loss})$; "
+    cap = ("Every committed run (\\texttt{results/<experiment>/*.json}), each once: a run committed under two "
+           "experiments is one row naming both. PPL $= \\exp(\\text{eval loss})$; AdaLoRA's trainable count is its "
+           "final count.") if any(len(v) > 1 for v in where.values()) else (
+           "Every committed run (\\texttt{results/<experiment>/*.json}). PPL $= \\exp(\\text{eval loss})$; "
            "AdaLoRA's trainable count is its final count.")
     return HEADER.format(src="results/") + float_table(cap, "tab:runs", body, "\\scriptsize") + "\n"
 
@@ -805,11 +816,11 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     files: dict[str, str] = {}
     files["scaling_ablation.tex"], M["ScalingAblationStatus"] = ablation_table(
         scaling_runs, all_runs, "scaling", "tab:scaling", spec,
-        "The scaling ablation (\\texttt{--scaling rslora} and \\texttt{--scaling fixed-alpha} against "
+        "The scaling ablation (\\texttt{-{}-scaling rslora} and \\texttt{-{}-scaling fixed-alpha} against "
         "$\\alpha = 2r$)")
     files["prior_replication.tex"], M["PriorReplicationStatus"] = ablation_table(
         prior_runs, prior_runs, "prior", "tab:prior-replication", spec,
-        "The replication of the prior work's setting (its 100/20-example Alpaca split, \\texttt{--split prior})")
+        "The replication of the prior work's setting (its 100/20-example Alpaca split, \\texttt{-{}-split prior})")
 
     # --- tables
     files["prior_work_table.tex"] = prior_work_table(prior, counts)
@@ -901,6 +912,11 @@ def ablation_table(runs: list[dict], pool: list[dict], kind: str, label: str, sp
     n_cfg = len({keyf(r) for r in runs})
     status = f"has been run for {n_cfg} configuration{'s' if n_cfg != 1 else ''} (Table~\\ref{{{label}}})"
     return HEADER.format(src="results/") + float_table(cap, label, body) + "\n", status
+
+
+def read_macros(numbers_tex: str) -> dict[str, str]:
+    """{name: value} of a numbers.tex this script wrote (one ``\\newcommand{\\Name}{value}`` per line)."""
+    return dict(re.findall(r"^\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}$", numbers_tex, flags=re.M))
 
 
 def write(files: dict[str, str], out: Path = GENERATED) -> list[Path]:

@@ -1,12 +1,13 @@
-"""The paper (paper/): it builds with no undefined reference or citation, is chktex- and spell-clean, uses every
-figure file, its generated numbers match the committed results, its Markdown twin is current, and its arXiv
-tarball compiles on its own.
+"""The paper (paper/): it builds with no undefined reference or citation, is chktex-, spell- and proselint-clean,
+uses every figure file, its figures are legible at print size, its generated numbers match the committed results, its
+Markdown twin (pandoc) is current, and its arXiv tarball compiles on its own.
 
-The LaTeX checks need latexmk, chktex and aspell (``make paper-deps``, which .ci/run calls); without them those
-tests skip with that reason. One latexmk build (into a temporary copy, the tree stays clean) is shared.
+The LaTeX checks need latexmk, chktex, aspell and pandoc (``make paper-deps``, which .ci/run calls); without them
+those tests skip with that reason. One latexmk build (into a temporary copy, the tree stays clean) is shared.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ PAPER = ROOT / "paper"
 GENERATED = PAPER / "generated"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import _paper_tex  # noqa: E402
+import build_draft_md  # noqa: E402
 import make_paper_numbers as numbers  # noqa: E402
 
 LATEX_TOOLS = ("latexmk", "pdflatex", "bibtex")
@@ -94,15 +95,20 @@ def test_pdf_builds_without_undefined_references_or_citations(built):
     assert not re.search(r"error message", blg), blg[-2000:]
 
 
+def aux_labels(aux: str) -> dict[str, str]:
+    """``\\newlabel{key}{{number}{page}...}`` lines of a LaTeX .aux file -> {key: number} (hyperref's sub-labels
+    such as ``key@cref`` are skipped)."""
+    return {m[1]: m[2] for m in re.finditer(r"\\newlabel\{([^}]+)\}\{\{([^}]*)\}", aux) if "@" not in m[1]}
+
+
 def test_markdown_numbering_matches_latex(built):
     """Section, table, figure and equation numbers in draft.md are the PDF's (labels of the .aux file)."""
-    import build_draft_md
-
-    aux = _paper_tex.parse_aux_labels((built / "build" / "main.aux").read_text(errors="replace"))
-    _, conv = build_draft_md.convert(built)
-    assert conv.errors == []
+    need("pandoc")
+    aux = aux_labels((built / "build" / "main.aux").read_text(errors="replace"))
+    draft = build_draft_md.read(built)
+    assert draft.errors == []
     assert aux, "no label in the .aux file"
-    assert {k: conv.labels.get(k) for k in aux} == aux
+    assert {k: draft.labels.get(k) for k in aux} == aux
 
 
 # --------------------------------------------------------------------------------------------- lint, spelling
@@ -118,7 +124,8 @@ def test_chktex_clean():
 ASPELL = ["aspell", "list", "--mode=tex", "--lang=en_GB-ise", "--encoding=utf-8"] + [
     f"--add-tex-command={c}" for c in ("citep op", "citet op", "citealp op", "PaperGraphic p", "input p",
                                        "InputIfFileExists ppp", "newcommand p", "texttt p", "url p", "label p",
-                                       "ref p", "bibliography p", "bibliographystyle p", "includegraphics op")]
+                                       "ref p", "bibliography p", "bibliographystyle p", "includegraphics op",
+                                       "hypersetup p", "pdfstringdefDisableCommands p")]
 
 
 def misspelled(text: str) -> list[str]:
@@ -146,6 +153,35 @@ def test_spell_checker_reports_a_typo():
     assert misspelled("We fine-tune \\texttt{not_a_word} with LoRA and recieve a result.") == ["recieve"]
 
 
+def proselint_problems(text: str, tmp_path: Path) -> list[str]:
+    """proselint's findings on plain text, without the checks of paper/proselint-allow.txt."""
+    allow = [line.split("#", 1)[0].strip() for line in (PAPER / "proselint-allow.txt").read_text().splitlines()]
+    config = tmp_path / "proselint.json"
+    config.write_text(json.dumps({"checks": {c: False for c in allow if c}}))
+    r = subprocess.run([sys.executable, "-m", "proselint", "check", "--config", str(config), "-o", "json"],
+                       input=text, capture_output=True, text=True)
+    assert r.returncode in (0, 1) and r.stdout.strip(), r.stderr[-2000:]
+    found = json.loads(r.stdout)["result"]["<stdin>"]["diagnostics"]
+    lines = text.splitlines()
+    return [f"{d['check_path']}: {d['message']} ... {lines[d['pos'][0] - 1][max(0, d['pos'][1] - 40):d['pos'][1] + 40]}"
+            for d in found]
+
+
+def test_prose_lint(tmp_path):
+    """proselint on the running text (pandoc's plain text of the paper without tables, math, code and citations)."""
+    pytest.importorskip("proselint")
+    need("pandoc")
+    bad = proselint_problems(build_draft_md.read(PAPER).prose(), tmp_path)
+    assert bad == [], ("proselint findings (fix the prose, or allow a check that gives false positives in "
+                       "paper/proselint-allow.txt with the reason):\n" + "\n".join(bad))
+
+
+def test_prose_lint_reports_a_problem(tmp_path):
+    pytest.importorskip("proselint")
+    assert [p.split(":")[0] for p in proselint_problems("The results are very unique.\n", tmp_path)] == [
+        "uncomparables", "weasel_words.very"]
+
+
 # --------------------------------------------------------------------------------------------- figures
 def referenced_figures() -> set[str]:
     text = "\n".join(p.read_text() for p in [PAPER / "main.tex", *sorted((PAPER / "sections").glob("*.tex"))])
@@ -154,10 +190,62 @@ def referenced_figures() -> set[str]:
 
 def test_every_figure_file_is_referenced():
     names = referenced_figures()
-    assert names == {"params_vs_loss", "rank_per_layer", "pareto", "loss_curves"}
+    assert names == {"forest", "params_vs_loss", "rank_per_layer", "pareto", "loss_curves"}
     files = [p for p in (PAPER / "figures").glob("*") if p.is_file() and not p.name.startswith(".")]
     unused = sorted(p.name for p in files if p.stem not in names)
     assert unused == [], f"figure files that the paper does not use: {unused}"
+
+
+FIGURE_SCRIPTS = re.search(r"^FIGURES := (.*)$", (ROOT / "Makefile").read_text(), flags=re.M)[1].split()
+
+
+@pytest.mark.parametrize("name", FIGURE_SCRIPTS)
+def test_figure_is_legible_at_print_size(name, tmp_path, monkeypatch):
+    """Each figure of `make figures`, drawn from the committed pilot results: made at the printed width (main.tex
+    includes it at \\linewidth = 6.5 in, uncropped), no text under 8 pt, no empty panel."""
+    pytest.importorskip("matplotlib")
+    import importlib
+
+    import _plotting
+
+    if not (ROOT / "results" / "pilot").is_dir():
+        pytest.skip("no committed pilot result")
+    mod = importlib.import_module(f"fig_{name}")
+    figs = []
+    monkeypatch.setattr(mod, "save", lambda fig, out, stem: figs.append((fig, stem)))
+    assert mod.main(["--exp", "pilot", "--out", str(tmp_path)]) == 0
+    assert [stem for _, stem in figs] == [name]
+    fig = figs[0][0]
+    assert tuple(round(v, 3) for v in fig.get_size_inches())[0] == _plotting.WIDTH == 6.5
+    assert _plotting.small_texts(fig) == []
+    boxes = [ax.get_position().bounds for ax in fig.axes]
+    empty = [ax.get_title() or i for i, ax in enumerate(fig.axes)
+             if ax.get_visible() and not ax.has_data() and boxes.count(boxes[i]) == 1]  # twin axes share a box
+    assert empty == [], f"empty panels: {empty}"
+    _plotting.plt.close(fig)
+
+
+def test_small_text_is_reported():
+    pytest.importorskip("matplotlib")
+    import _plotting
+
+    fig = _plotting.figure(2)
+    fig.text(0.5, 0.5, "tiny", fontsize=6)
+    fig.text(0.5, 0.2, "fine", fontsize=8)
+    assert _plotting.small_texts(fig) == ["'tiny' (6 pt)"]
+    _plotting.plt.close(fig)
+
+
+def test_panel_grid_leaves_no_empty_slot():
+    pytest.importorskip("matplotlib")
+    import _plotting
+
+    fig = _plotting.figure(3)
+    axes = _plotting.panel_grid(fig, 5, 3)
+    assert len(fig.axes) == len(axes) == 5
+    starts = [ax.get_subplotspec().colspan.start for ax in axes]
+    assert starts == [0, 2, 4, 1, 3]  # the second row of two is centred
+    _plotting.plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------------- generated numbers
@@ -186,6 +274,14 @@ def test_a_stale_numbers_file_is_detected(generated, tmp_path):
     assert numbers.main(["--check", "--out", str(out), "--results", str(ROOT / "results")]) == 1
 
 
+def test_runs_table_lists_each_run_once(generated):
+    """A run committed under two experiments (the main job's default run is also a pilot cell) is one row."""
+    body = generated["runs_table.tex"].split("\\midrule", 1)[-1].split("\\bottomrule", 1)[0]
+    rows = [line for line in body.splitlines() if line.rstrip().endswith("\\\\")]
+    ids = {r.get("run_id") for rs in numbers.load_experiments(ROOT / "results").values() for r in rs}
+    assert len(rows) == len(ids)
+
+
 def test_macros_are_letters_only_sorted_and_deterministic(generated):
     names = re.findall(r"^\\newcommand\{\\([^}]*)\}", generated["numbers.tex"], flags=re.M)
     assert names and all(n.isalpha() for n in names)
@@ -195,7 +291,7 @@ def test_macros_are_letters_only_sorted_and_deterministic(generated):
 
 def test_numbers_degrade_gracefully_without_results(tmp_path):
     files = numbers.build(tmp_path / "no-results")
-    macros, _ = _paper_tex.parse_newcommands(files["numbers.tex"])
+    macros = numbers.read_macros(files["numbers.tex"])
     assert macros["PilotUniformREightLoss"] == "n/a"
     assert macros["VerdictLinearDecay"].startswith("not yet tested")
     assert "not yet run" in macros["PilotStatus"]
@@ -207,8 +303,6 @@ def test_numbers_degrade_gracefully_without_results(tmp_path):
 def test_grid_sentence_follows_the_committed_cells(tmp_path):
     """Complete grid (committed cells, missing ones filled in synthetically): it says so; one cell removed: the
     sentence counts the committed runs and says that statements cover only those."""
-    import json
-
     planned, _ = numbers.planned_cells()
     src = sorted((ROOT / "results" / "pilot").glob("*.json"))
     if not src:
@@ -223,10 +317,10 @@ def test_grid_sentence_follows_the_committed_cells(tmp_path):
         r["config"].update(strategy=strategy, budget=budget, seed=seed)
         r["run_id"] = f"fake{i}"
         (out / "pilot" / f"fake{i}.json").write_text(json.dumps(r))
-    macros, _ = _paper_tex.parse_newcommands(numbers.build(out)["numbers.tex"])
+    macros = numbers.read_macros(numbers.build(out)["numbers.tex"])
     assert macros["PilotGridSentence"] == f"The pilot grid is complete: all {len(planned)} planned runs are committed."
     (out / "pilot" / src[0].name).unlink()
-    macros, _ = _paper_tex.parse_newcommands(numbers.build(out)["numbers.tex"])
+    macros = numbers.read_macros(numbers.build(out)["numbers.tex"])
     assert macros["PilotGridSentence"] == (
         f"The pilot grid is partial: {len(planned) - 1} of the {len(planned)} planned runs are committed, so "
         "statements in this paper cover only those runs, and sentences that depend on missing runs say so.")
@@ -249,23 +343,36 @@ def test_strategy_table_matches_the_committed_results():
 
 
 # --------------------------------------------------------------------------------------------- Markdown draft
-def test_draft_md_is_current_and_fully_converted():
-    import build_draft_md
+def latex_left(md: str) -> list[str]:
+    """LaTeX commands left in Markdown outside code and math."""
+    text = re.sub(r"```.*?```|`[^`\n]*`", "", md, flags=re.S)
+    text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", text, flags=re.S)
+    return re.findall(r"\\[A-Za-z]+", text)
 
-    md, conv = build_draft_md.convert(PAPER)
-    assert conv.errors == []
+
+def test_draft_md_is_current_and_fully_converted():
+    need("pandoc")
+    md, draft = build_draft_md.convert(PAPER)
+    assert draft.errors == []
     assert (PAPER / "draft.md").exists(), "paper/draft.md is missing: run `make paper`"
     assert (PAPER / "draft.md").read_text() == md, "paper/draft.md is stale: run `make paper`"
-    assert "## References" in md and "(Hu et al., 2022)" in md
+    assert "## References" in md and "(Hu et al. 2022)" in md and "[@" not in md
+    assert latex_left(md) == []
+    assert "\n| Strategy " in md and "|:--" in md, "tables are not Markdown pipe tables"
+    assert "![**Figure 1.**" in md and "(figures/forest.png)" in md
 
 
 def test_converter_fails_loudly_on_unknown_latex(tmp_path):
+    need("pandoc")
     (tmp_path / "main.tex").write_text("\\begin{document}\n\\section{A}\\label{sec:a}\nSee Section~\\ref{sec:a}, "
                                        "\\emph{x} and \\unknowncommand{y}.\n\\end{document}\n")
-    conv = _paper_tex.LatexToMarkdown(root=tmp_path)
-    md = conv.convert_document(tmp_path / "main.tex")
-    assert "## 1 A" in md and "See Section 1, *x*" in md
-    assert any("unknowncommand" in e for e in conv.errors)
+    (tmp_path / "metadata.yaml").write_text("title: T\nauthors: [{name: N, affiliation: U}]\n")
+    (tmp_path / "references.bib").write_text("")
+    draft = build_draft_md.read(tmp_path)
+    assert any("unknowncommand" in e for e in draft.errors)
+    md = draft.markdown()
+    assert "## 1 A" in md and "See Section\u00a01, *x*" in md
+    assert latex_left("a \\emph{b} `\\c` $\\d$") == ["\\emph"]
 
 
 # --------------------------------------------------------------------------------------------- arXiv
@@ -295,8 +402,6 @@ def test_arxiv_tarball_compiles_standalone(built, tmp_path):
 
 # --------------------------------------------------------------------------------------------- archive metadata
 def test_citation_zenodo_and_license_agree_with_the_paper_metadata():
-    import json
-
     import yaml
 
     meta = yaml.safe_load((PAPER / "metadata.yaml").read_text())

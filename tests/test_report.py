@@ -17,7 +17,7 @@ from adaptive_lora.results import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
-FIGURES = ["params_vs_loss", "rank_per_layer", "pareto", "loss_curves"]
+FIGURES = ["forest", "params_vs_loss", "rank_per_layer", "pareto", "loss_curves"]
 KINDS = ["self_attn.q_proj", "mlp.down_proj"]
 BUDGET_PARAMS = {"r2": 1000, "r8": 4000}
 
@@ -267,25 +267,46 @@ def test_frontier_and_smoothing():
                                                     {"model.layers.0.mlp.up_proj": 8}]) == {"mlp.up_proj": {0: 6.0}}
 
 
-def test_loss_curve_legend_marks_adaloras_penalty():
+def test_loss_curves_leave_out_adaloras_penalised_objective():
     mod = _script("loss_curves")
-    ada = [fake("adalora", s, 2.0) for s in (0, 1)]
-    for r in ada:
-        r["adalora"] = {"orth_reg_weight": 0.5}
-    group = synthetic() + ada
-    assert mod.label("adalora", group) == "adalora (n=2, CE + 0.5 x orth. penalty)"
-    assert mod.label("uniform", group) == "uniform (n=4)"       # r8 seeds 0-2 and the r2 cell: same strategy
+    ada = fake("adalora", 0, 2.0)
+    ada["adalora"] = {"orth_reg_weight": 0.5}
+    assert mod.penalised(ada) and not mod.penalised(fake("uniform", 0, 2.0))
+    assert not mod.penalised(dict(ada, adalora={"orth_reg_weight": 0}))
 
 
-def test_loss_curve_paired_delta_is_exact():
+def test_loss_curve_paired_differences_are_exact():
     mod = _script("loss_curves")
     group = [fake("uniform", s, 2.0) for s in (0, 1)] + [fake("linear_decay", s, 2.0) for s in (0, 1, 2)]
     for r in group[2:]:
         r["train_loss_curve"] = [v - 0.05 * (1 + r["config"]["seed"]) for v in r["train_loss_curve"]]
-    delta, n = mod.paired_delta(group, "linear_decay", window=1)
-    assert n == 2 and len(delta) == 40                      # seed 2 has no uniform partner
-    assert delta == pytest.approx([-(0.05 + 0.10) / 2] * 40)
-    assert mod.paired_delta(group, "attn_heavy", window=1) == ([], 0)
+    curves = mod.paired(group, "linear_decay", window=1)
+    assert len(curves) == 2 and all(len(c) == 40 for c in curves)    # seed 2 has no uniform partner
+    assert curves[0] == pytest.approx([-0.05] * 40) and curves[1] == pytest.approx([-0.10] * 40)
+    mean, lo, hi, n = mod.band(curves)
+    assert n == 2 and mean == pytest.approx([-0.075] * 40)
+    assert lo[0] == pytest.approx(-0.075 - 12.7062 * 0.025, abs=1e-4)  # t(0.975, 1) * sd / sqrt(2)
+    assert mod.paired(group, "attn_heavy", window=1) == []
+    _, lo1, hi1, n1 = mod.band(curves[:1])
+    assert n1 == 1 and all(math.isnan(v) for v in lo1 + hi1)        # n = 1: no interval
+
+
+def test_forest_reads_summarize_and_sorts(sandbox, monkeypatch):
+    """The forest plot's points and intervals are summarize's paired differences, best (lowest) at the top."""
+    mod = _script("forest")
+    _write_results(sandbox / "results", "syn", synthetic())
+    drawn = []
+    monkeypatch.setattr(mod, "save", lambda fig, out, name: drawn.append(fig))
+    assert mod.main(["--exp", "syn", "--out", str(sandbox / "figs")]) == 0
+    ax = drawn[0].axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    rows = {r["strategy"]: r for r in report.summarize(synthetic()) if r["strategy"] != "uniform"}
+    order = sorted(rows, key=lambda s: rows[s]["diff_vs_uniform_mean"])
+    assert [lab.split(" ")[0] for lab in labels] == order                # ticks top to bottom: best first
+    right = [t.get_text() for t in drawn[0].axes[-1].get_yticklabels()]  # the twin axis: values and intervals
+    best = rows[order[0]]
+    assert right[0] == mod.fmt(best["diff_vs_uniform_mean"]) + (
+        f" [{mod.fmt(best['diff_ci95_low'])}, {mod.fmt(best['diff_ci95_high'])}]")
 
 
 def test_figure_script_runs_as_a_program(sandbox):
