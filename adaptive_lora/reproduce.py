@@ -2,8 +2,9 @@
 
 ``adaptive-lora reproduce [--exp E ...] [--n 1 | --full]`` picks the cheapest ``n`` committed cells (by recorded
 train_seconds; ties by run id, so the choice is deterministic), re-runs each from its saved config into a temporary
-results folder, and compares the eval loss with the committed one within ``TOLERANCE`` nats (EXPERIMENTS.md:
-re-runs on the same kind of CPU with the same thread count are bit-identical; across CPUs the kernels differ).
+results folder, and compares the eval loss with the committed one within ``TOLERANCE`` nats (EXPERIMENTS.md: re-runs on the same
+kind of CPU with the same thread count are bit-identical; a pilot cell re-run on another kind of CPU matched to
+5 decimals; the pilot's largest effect is 0.0042 nats).
 Exit 1 if any cell is outside the tolerance.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .config import RunConfig
 from .errors import UserError
 from .results import results_root
 
-TOLERANCE = 0.01  # nats
+TOLERANCE = 0.001  # nats: measured (EXPERIMENTS.md), a quarter of the pilot's largest effect
 
 
 def committed_cells(experiments: list[str] | None = None) -> list[dict]:

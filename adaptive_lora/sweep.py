@@ -30,6 +30,8 @@ Values are coerced to the field types of ``RunConfig`` (``epochs: 1`` -> 1.0, ``
   ``<results>/<name>/failed/<run-id>.json`` (config, error type and message, traceback, time) and the sweep goes
   on; a later successful run of the cell removes the record. The exit status is 1 if any cell failed;
 - ``--limit K``: run (train) at most K cells in this invocation; copies and skips do not count;
+- ``--jobs N``: N cells at a time, each in its own (spawned) process; every cell must set ``threads`` and
+  N x threads must fit the cores (a cell's numbers may depend on its thread count, so it is part of the config);
 - ``--dry-run``: list the cells of the shard with their status (done / missing / failed / copy) and an
   estimated CPU time, plus totals (see ``estimate_seconds``);
 - a sweep killed at any point (even ``kill -9``) resumes cleanly: result files are written atomically (temp file
@@ -556,4 +558,7 @@ def add_sweep_parsers(sub) -> None:
     p.add_argument("experiment", help="experiment name (results/<name>/)")
     p.add_argument("--paper-dir", default=None, help="folder for strategy_table.{tex,md} (default paper/generated)")
     p.add_argument("--no-paper", action="store_true", help="write only results/<exp>/summary.{csv,md}")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="pair cells whose training-path hashes differ (marked MIXED TRAINING-PATH HASHES); "
+                        "by default such a pairing is refused")
     p.set_defaults(fn=cmd_report)

@@ -803,7 +803,7 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
         M["ResultDefaultSentence"] = (
             f"The main job (uniform rank at {tt(MAIN_BUDGET)}, seed {d['config'].get('seed', 0)}) trained for "
             f"{M['DefaultTrainMinutes']} minutes at {M['DefaultTokensPerSecond']} tokens per second with a peak "
-            f"resident memory of {M['DefaultPeakMemoryGB']}\\,GB, and reached a held-out loss of {M['DefaultLoss']}"
+            f"resident memory of {M['DefaultPeakMemoryGB']}\\,GiB, and reached a held-out loss of {M['DefaultLoss']}"
             + (f", {M['DefaultGain']} nats below the untrained base model ({M['DefaultBaseLoss']})"
                if M["DefaultGain"] != NA else "") + ".")
     else:
@@ -859,6 +859,7 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     files["rank_maps.tex"] = "\n\n".join(parts) + "\n"
 
     M["RankMapStrategies"] = str(len(planned_strats))
+    M.update(main_grid_macros(exps))
     lines = [HEADER.format(src="results/, experiments/pilot.yaml, paper/prior_work.yaml, paper/metadata.yaml and "
                                "the code"),
              "% Every number in the paper that comes from a result or a computation is one of these macros.\n"]
@@ -873,10 +874,52 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
     return files
 
 
+def fmt_lr(lr: float) -> str:
+    """1e-3 -> $10^{-3}$, 3e-4 -> $3 \\times 10^{-4}$ (LaTeX math)."""
+    e = math.floor(math.log10(lr) + 1e-9)
+    m = lr / 10 ** e
+    return f"${'' if abs(m - 1) < 1e-9 else f'{m:g} \\times '}10^{{{e}}}$"
+
+
+def main_grid_macros(exps: dict[str, list[dict]], grid: Path = ROOT / "experiments" / "main.yaml") -> dict[str, str]:
+    """Macros of the main grid (protocol v2): stage-1 progress, the training-path hash its cells share, and the
+    learning rate chosen on the dev split per strategy so far (``adaptive_lora.stats.lr_selection``; the test loss
+    plays no part)."""
+    from adaptive_lora.provenance import training_path_hash
+    from adaptive_lora.stats import lr_selection
+    from adaptive_lora.stats import training_path_hash as result_hash
+    from adaptive_lora.sweep import cells, load_grid
+
+    main = [r for r in exps.get("main", []) if "eval_loss" in r]
+    planned = cells(load_grid(grid))
+    done = {r["run_id"] for r in main}
+    hashes = sorted({result_hash(r) or "none" for r in main})
+    M = {"MainStageOnePlanned": str(len(planned)),
+         "MainStageOneDone": str(sum(c.run_id in done for c in planned)),
+         "MainStageOneStrategies": str(len({c.strategy for c in planned})),
+         "MainStageOneLrs": join_words([fmt_lr(x) for x in sorted({c.lr for c in planned})]),
+         "MainTrainingPathHash": tt(hashes[0] if len(hashes) == 1 else training_path_hash()),
+         "MainHashesAgree": "all share it" if len(hashes) <= 1 else f"MIXED: {len(hashes)} hashes"}
+    parts = []
+    for s in lr_selection(main):
+        if not s["curve"]:
+            continue
+        runs = len(s["curve"])
+        if s["lr"] is None:
+            parts.append(f"{tt(s['strategy'])} has no finite dev loss yet ({runs} learning rate{'s' * (runs > 1)})")
+            continue
+        state = "bracketed" if s["bracketed"] else (f"not yet bracketed, {runs} of the grid's learning rates run")
+        parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (dev loss {tex_num(s['dev_loss'])}; {state})")
+    M["MainLrSentence"] = ("So far the dev split selects: " + "; ".join(parts) + "." if parts else
+                           "No cell of the main grid has finished yet, so no learning rate is selected.")
+    return M
+
+
 def ablation_table(runs: list[dict], pool: list[dict], kind: str, label: str, spec, what: str) -> tuple[str, str]:
     """(generated file, status macro) for an ablation: a table of mean loss per configuration, or 'not yet run'."""
     if not runs:
-        status = "has not been run yet" if kind == "scaling" else "is still pending"
+        status = ("is stage 5 of the main grid (protocol v2): its cells are not yet committed" if kind == "scaling"
+                  else "is replication 4 of the main grid's second part: its cells are not yet committed")
         return (HEADER.format(src="results/") + f"\\noindent\\emph{{{what} {status}: no such result is "
                 "committed under \\texttt{results/}.}\n"), status
     # group by the fields that define the configuration (not the seed)

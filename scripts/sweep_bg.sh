@@ -4,7 +4,9 @@
 # Then, whenever cells land: scripts/sweep_sync.sh [pilot]   (copies results back and regenerates the paper).
 set -euo pipefail
 grid=${1:-experiments/pilot.yaml}
-name=$(basename "$grid" .yaml)
+shift || true
+name=$(sed -n 's/^name: *\([A-Za-z0-9_.-]*\).*/\1/p' "$grid" | head -1)
+name=${name:-$(basename "$grid" .yaml)}
 root=$(git rev-parse --show-toplevel)
 wt="$root/../adaptive-lora-sweep"
 if pgrep -f "adaptive_lora sweep" >/dev/null; then
@@ -24,5 +26,5 @@ cp -p "$root/results/$name"/*.json "$wt/results/$name/" 2>/dev/null || true   # 
 cp -rp "$root/results/default" "$wt/results/" 2>/dev/null || true
 cd "$wt"
 ADAPTIVE_LORA_CACHE="$root/.cache" HF_HUB_OFFLINE=1 nohup "$root/.venv/bin/python" -m adaptive_lora sweep "$grid" \
-    > "$root/../sweep-$name.log" 2>&1 &
+    "$@" > "$root/../sweep-$name.log" 2>&1 &
 echo "sweep $name running in $wt (pid $!), log $root/../sweep-$name.log"

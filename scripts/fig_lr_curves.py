@@ -1,0 +1,60 @@
+"""Figure: dev loss against learning rate per strategy (protocol v2, stage 1), the data of the lr choice.
+
+For each strategy of the (model, data, budget) group with most strategies: its seed-0 dev loss at every learning
+rate it ran (``adaptive_lora.stats.lr_selection``: argmin, bracketing), on a log lr axis; the chosen lr is a filled
+marker, an unbracketed choice is drawn hollow and named in the legend. A diverged cell (non-finite dev loss) is
+marked at the top of the axis. The test set plays no part in this figure or in the choice.
+
+python scripts/fig_lr_curves.py --exp main [--out paper/figures] -> <out>/lr_curves.{pdf,png}
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _plotting import colors, figure, load, parse_args, save, skip  # noqa: E402
+
+from adaptive_lora.stats import lr_selection  # noqa: E402
+
+
+def main(argv=None) -> int:
+    a = parse_args(__doc__.split("\n")[0], argv)
+    sel = [s for s in lr_selection(load(a.exp)) if s["curve"]]
+    if not sel:
+        return skip(f"no protocol-v2 cell with a dev loss in results/{a.exp}/")
+    groups: dict[tuple, list[dict]] = {}
+    for s in sel:
+        groups.setdefault((s["model"], s["data"], s["budget"]), []).append(s)
+    key = max(groups, key=lambda k: len(groups[k]))
+    rows = groups[key]
+    col = colors([s["strategy"] for s in rows])
+    fig = figure(3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    finite = [v for s in rows for _, v in s["curve"] if math.isfinite(v)]
+    top = max(finite) + 0.05 * (max(finite) - min(finite) + 1e-3)
+    for s in rows:
+        xs = [lr for lr, _ in s["curve"]]
+        ys = [v if math.isfinite(v) else top for _, v in s["curve"]]
+        label = s["strategy"] + ("" if s["bracketed"] else " (not bracketed yet)")
+        ax.plot(xs, ys, "-", color=col[s["strategy"]], lw=1.2, label=label)
+        ax.plot(xs, ys, "o", color=col[s["strategy"]], ms=3)
+        for lr, v in s["curve"]:
+            if not math.isfinite(v):
+                ax.plot([lr], [top], "x", color=col[s["strategy"]], ms=6)
+        if s["lr"] is not None:
+            ax.plot([s["lr"]], [s["dev_loss"]], "o", ms=8, color=col[s["strategy"]],
+                    mfc=col[s["strategy"]] if s["bracketed"] else "none")
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("dev loss (nats/token, seed 0)")
+    ax.set_title(f"{key[0]}, {key[1]}, budget {key[2]}: large marker = chosen lr (hollow: not yet bracketed)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(alpha=0.3)
+    save(fig, a.out, "lr_curves")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
