@@ -305,3 +305,28 @@ def test_committed_results_keep_the_run_id_of_their_config():
     for p in paths:
         r = json.loads(p.read_text())
         assert RunConfig.from_dict(r["config"]).run_id == r["run_id"] == p.stem, p
+
+
+# ------------------------------------------------------------------------------------------------ --jobs N
+def test_jobs_need_threads_in_the_grid_and_must_fit_the_cores(tiny, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    cfgs = [RunConfig(**tiny, threads=1, seed=s) for s in (0, 1)]
+    sweep.check_jobs(cfgs, 1)
+    sweep.check_jobs(cfgs, 2)
+    with pytest.raises(UserError, match="needs 'threads'"):
+        sweep.check_jobs([RunConfig(**tiny)], 2)
+    with pytest.raises(UserError, match="x threads 2 > 2 cores"):
+        sweep.check_jobs([RunConfig(**tiny, threads=2)], 2)
+    with pytest.raises(UserError, match="--jobs must be >= 1"):
+        sweep.check_jobs(cfgs, 0)
+
+
+def test_two_jobs_run_cells_in_parallel_processes_with_the_serial_results(tiny, tmp_path, sandbox):
+    """Two cells in two spawned processes give the same result files as one after the other."""
+    grid = write_grid(tmp_path / "g.yaml", "par", {**tiny, "threads": 1}, [{"seed": [0, 1]}])
+    assert main(["sweep", str(grid), "--jobs", "2", "--quiet", "--allow-dirty"]) == 0
+    par = {p.name: json.loads(p.read_text())["eval_loss"] for p in _json_files(sandbox / "results" / "par")}
+    grid2 = write_grid(tmp_path / "g2.yaml", "ser", {**tiny, "threads": 1}, [{"seed": [0, 1]}])
+    assert main(["sweep", str(grid2), "--quiet", "--no-reuse", "--allow-dirty"]) == 0
+    ser = {p.name: json.loads(p.read_text())["eval_loss"] for p in _json_files(sandbox / "results" / "ser")}
+    assert len(par) == 2 and par == ser
