@@ -878,7 +878,8 @@ def fmt_lr(lr: float) -> str:
     """1e-3 -> $10^{-3}$, 3e-4 -> $3 \\times 10^{-4}$ (LaTeX math)."""
     e = math.floor(math.log10(lr) + 1e-9)
     m = lr / 10 ** e
-    return f"${'' if abs(m - 1) < 1e-9 else f'{m:g} \\times '}10^{{{e}}}$"
+    mant = "" if abs(m - 1) < 1e-9 else f"{m:g} \\times "
+    return f"${mant}10^{{{e}}}$"
 
 
 def main_grid_macros(exps: dict[str, list[dict]], grid: Path = ROOT / "experiments" / "main.yaml") -> dict[str, str]:
