@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 PAPER = ROOT / "paper"
 GENERATED = PAPER / "generated"
+FIGURES = PAPER / "figures"
 GRID = ROOT / "experiments" / "pilot.yaml"
 MAIN_EXP = "pilot"
 DEFAULT_EXP = "default"
@@ -47,7 +48,7 @@ NA = "n/a"
 
 # files this script owns in paper/generated/ (strategy_table.* belongs to `adaptive-lora report`)
 OUTPUTS = ("numbers.tex", "prior_work_table.tex", "budget_table.tex", "runs_table.tex", "rank_maps.tex",
-           "scaling_ablation.tex", "prior_replication.tex")
+           "scaling_ablation.tex", "prior_replication.tex", "main_lr_figure.tex")
 KIND_SHORT = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
               "down_proj": "down", "c_attn": "c\\_attn", "c_proj": "c\\_proj", "c_fc": "c\\_fc"}
 
@@ -860,6 +861,7 @@ def build(results_dir: Path | None = None) -> dict[str, str]:
 
     M["RankMapStrategies"] = str(len(planned_strats))
     M.update(main_grid_macros(exps))
+    files["main_lr_figure.tex"] = main_lr_figure(FIGURES / "lr_curves.pdf")
     lines = [HEADER.format(src="results/, experiments/pilot.yaml, paper/prior_work.yaml, paper/metadata.yaml and "
                                "the code"),
              "% Every number in the paper that comes from a result or a computation is one of these macros.\n"]
@@ -880,6 +882,17 @@ def fmt_lr(lr: float) -> str:
     m = lr / 10 ** e
     mant = "" if abs(m - 1) < 1e-9 else f"{m:g} \\times "
     return f"${mant}10^{{{e}}}$"
+
+
+def main_lr_figure(pdf: Path) -> str:
+    """The main grid's dev-loss-vs-lr figure environment, or nothing while the figure does not exist yet."""
+    if not pdf.exists():
+        return HEADER.format(src="paper/figures/") + "% no main-grid cell yet: no learning-rate figure\n"
+    return HEADER.format(src="paper/figures/") + (
+        "\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{lr_curves}\n"
+        "\\caption{Development loss against the peak learning rate per strategy (seed~0, stage~1 of the main grid). "
+        "The large marker is the learning rate chosen; a hollow one is not yet bracketed by a worse value on both "
+        "sides. The test set plays no part in this choice.}\\label{fig:lr-curves}\n\\end{figure}\n")
 
 
 def main_grid_macros(exps: dict[str, list[dict]], grid: Path = ROOT / "experiments" / "main.yaml") -> dict[str, str]:
