@@ -16,7 +16,8 @@ stably; cells with an identical run id (= identical config) are kept once, at th
 Values are coerced to the field types of ``RunConfig`` (``epochs: 1`` -> 1.0, ``lr: 2e-4`` -> 0.0002,
 ``budget: 1500000`` -> "1500000"), so a grid cell and the same ``adaptive-lora run`` command share a run id.
 
-``adaptive-lora sweep FILE [--shard i/N] [--dry-run] [--allow-dirty] [--limit K] [--no-reuse]``:
+``adaptive-lora sweep FILE [--shard i/N] [--dry-run] [--allow-dirty] [--limit K] [--no-reuse] [--jobs N]
+[--launcher {local,submitit}]``:
 
 - a cell is *done* when its result file exists (``results/<name>/<run-id>.json``; from a dirty tree, also
   ``results-dirty/<name>/<run-id>.json``); done cells are never re-run;
@@ -32,6 +33,17 @@ Values are coerced to the field types of ``RunConfig`` (``epochs: 1`` -> 1.0, ``
 - ``--limit K``: run (train) at most K cells in this invocation; copies and skips do not count;
 - ``--jobs N``: N cells at a time, each in its own (spawned) process; every cell must set ``threads`` and
   N x threads must fit the cores (a cell's numbers may depend on its thread count, so it is part of the config);
+- ``--launcher submitit`` (default ``local``: this machine, ``--jobs``): the missing cells (after the same done /
+  copy / ``--limit`` / ``--shard`` selection) are submitted as one job array through ``submitit``, each task running
+  one cell (``_run_cell``), so a Slurm cluster runs the grid; the result files and the resume logic are the same.
+  Options: ``--slurm-partition``, ``--slurm-time-min`` (default 120), ``--slurm-cpus`` (default: the cells'
+  ``threads``, which the grid must set), ``--slurm-mem-gb`` (default 8), ``--submitit-folder`` (logs and pickles;
+  default ``<results>/<name>/submitit/``, ignored by git), ``--submitit-executor`` (``auto``: Slurm when ``srun``
+  exists, else local processes; ``local``: submitit's LocalExecutor, which starts all cells at once, so cells x CPUs
+  must fit the cores; ``slurm``). By default the sweep waits and records outcomes as above (a failing cell is
+  recorded by its task itself, a job killed outside the cell, e.g. at its time limit, by the waiting sweep);
+  ``--no-wait`` prints the job ids and returns: run the sweep again once the jobs have finished (cells still queued
+  or running then would be submitted again);
 - ``--dry-run``: list the cells of the shard with their status (done / missing / failed / copy) and an
   estimated CPU time, plus totals (see ``estimate_seconds``);
 - a sweep killed at any point (even ``kill -9``) resumes cleanly: result files are written atomically (temp file
@@ -248,8 +260,8 @@ def record_failure(cfg, exc: BaseException, dirty: bool) -> Path:
     write_json_atomic(path, {
         "run_id": cfg.run_id,
         "config": cfg.to_dict(),
-        "error_type": type(exc).__name__,
-        "error": str(exc),
+        "error_type": getattr(exc, "kind", type(exc).__name__),  # a worker's CellError: the cell's own error type
+        "error": getattr(exc, "message", str(exc)),
         "traceback": getattr(exc, "worker_traceback", None)
         or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -410,7 +422,7 @@ class CellError(Exception):
     """A cell that failed in a worker process, with the worker's traceback."""
     def __init__(self, kind: str, message: str, tb: str):
         super().__init__(f"{kind}: {message}")
-        self.worker_traceback = tb
+        self.kind, self.message, self.worker_traceback = kind, message, tb
 
 
 def check_jobs(cfgs: list, jobs: int) -> None:
@@ -430,29 +442,11 @@ def check_jobs(cfgs: list, jobs: int) -> None:
             raise UserError(f"--jobs {jobs} x threads {cfg.threads} > {cores} cores: the cells would share cores")
 
 
-def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: int | None = None,
-              progress: bool = True, out=print, jobs: int = 1) -> dict:
-    """Run the missing cells (``jobs`` at a time, each in its own process when jobs > 1); returns counts
-    {done, copied, ran, failed, not_run, dirty}."""
-    from tqdm.auto import tqdm
-
-    from . import run as run_mod
-    from .results import results_root
-
-    counts = {"done": 0, "copied": 0, "ran": 0, "failed": 0, "not_run": 0}
-    if not cfgs:
-        return {**counts, "dirty": False}
-    check_jobs(cfgs, jobs)
-    exp = cfgs[0].experiment
-    dirty = provenance.git_dirty()
-    dirty_mode = dirty and not allow_dirty
-    if dirty_mode:
-        out(f"warning: the git tree has uncommitted code changes: new results go to "
-            f"{results_root(True) / exp}/, not {results_root() / exp}/ (commit, or pass --allow-dirty)")
-    removed = clean_stale_tmp(exp)
-    if removed:
-        out(f"removed {removed} stale temp file(s) left by a killed run")
-    index = reuse_index(exp) if reuse else {}
+def select_cells(cfgs: list, dirty_mode: bool, reuse: bool, limit: int | None, counts: dict, out=print) -> list:
+    """The cells to run now, in the stable order: done cells are skipped, identical finished results of other
+    experiments copied (``reuse``), and at most ``limit`` cells kept; ``counts`` (done, copied, not_run) is
+    updated. Shared by every launcher."""
+    index = reuse_index(cfgs[0].experiment) if (reuse and cfgs) else {}
     todo = []
     for cfg in cfgs:
         if done_path(cfg, dirty_mode) is not None:
@@ -469,13 +463,53 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
             counts["not_run"] += 1
             continue
         todo.append(cfg)
+    return todo
+
+
+def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: int | None = None,
+              progress: bool = True, out=print, jobs: int = 1,
+              submitit_opts: SubmititOptions | None = None) -> dict:
+    """Run the missing cells (``jobs`` at a time, each in its own process when jobs > 1; or as a job array through
+    submitit when ``submitit_opts`` is given); returns counts {done, copied, ran, failed, not_run, submitted, dirty}."""
+    from tqdm.auto import tqdm
+
+    from . import run as run_mod
+    from .results import results_root
+
+    counts = {"done": 0, "copied": 0, "ran": 0, "failed": 0, "not_run": 0, "submitted": 0}
+    if not cfgs:
+        return {**counts, "dirty": False}
+    if submitit_opts is None:
+        check_jobs(cfgs, jobs)
+    else:
+        if jobs != 1:
+            raise UserError("--jobs is for --launcher local; with submitit every cell is its own array task")
+        cluster, cpus = check_submitit(cfgs, submitit_opts)
+    exp = cfgs[0].experiment
+    dirty = provenance.git_dirty()
+    dirty_mode = dirty and not allow_dirty
+    if dirty_mode:
+        out(f"warning: the git tree has uncommitted code changes: new results go to "
+            f"{results_root(True) / exp}/, not {results_root() / exp}/ (commit, or pass --allow-dirty)")
+    removed = clean_stale_tmp(exp)
+    if removed:
+        out(f"removed {removed} stale temp file(s) left by a killed run")
+    todo = select_cells(cfgs, dirty_mode, reuse, limit, counts, out)
+    submitted = []
+    if submitit_opts is not None and todo:
+        submitted = submit_cells(todo, submitit_opts, cluster, cpus, allow_dirty, dirty_mode,
+                                 results_root(dirty_mode) / exp, out)
+        if not submitit_opts.wait:
+            counts["submitted"] = len(todo)
+            todo = []
     bar = tqdm(total=len(todo), desc=f"sweep {exp}", unit="cell", disable=not progress, position=0)
 
-    def finish(cfg, outcome) -> None:
+    def finish(cfg, outcome, recorded: Path | None = None) -> None:
         if isinstance(outcome, Exception):
-            fp = record_failure(cfg, outcome, dirty_mode)
+            fp = recorded or record_failure(cfg, outcome, dirty_mode)
             counts["failed"] += 1
-            bar.write(f"FAILED {cfg.run_id}: {type(outcome).__name__}: {outcome} (recorded in {fp})")
+            msg = str(outcome) if isinstance(outcome, CellError) else f"{type(outcome).__name__}: {outcome}"
+            bar.write(f"FAILED {cfg.run_id}: {msg.splitlines()[0]} (recorded in {fp})")
         else:
             clear_failure(cfg)
             path, result = outcome
@@ -484,7 +518,17 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
                 bar.write(f"done {cfg.run_id}: eval_loss {result['eval_loss']:.4f} -> {path}")
         bar.update(1)
 
-    if jobs == 1:
+    def from_worker(r: dict):
+        if "error" in r:
+            return CellError(r["error"], r["message"], r["traceback"])
+        return Path(r["path"]), None if r["eval_loss"] is None else {"eval_loss": r["eval_loss"]}
+
+    if submitit_opts is not None:
+        for cfg, r in wait_for_jobs(submitted, todo, poll_seconds=1.0 if cluster == "local" else 15.0):
+            outcome = from_worker(r) if isinstance(r, dict) else \
+                CellError(type(r).__name__, str(r).splitlines()[0] if str(r) else "job failed", str(r))
+            finish(cfg, outcome, Path(r["failure_record"]) if isinstance(r, dict) and "failure_record" in r else None)
+    elif jobs == 1:
         for cfg in todo:
             bar.set_postfix_str(cfg.run_id, refresh=False)
             try:
@@ -498,18 +542,133 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_run_cell, cfg.to_dict(), allow_dirty, False): cfg for cfg in todo}
             for fut in as_completed(futures):
-                cfg, r = futures[fut], fut.result()
-                if "error" in r:
-                    outcome = CellError(r["error"], r["message"], r["traceback"])
-                else:
-                    outcome = (Path(r["path"]), None if r["eval_loss"] is None else {"eval_loss": r["eval_loss"]})
-                finish(cfg, outcome)
+                finish(futures[fut], from_worker(fut.result()))
     bar.close()
     where = results_root(dirty_mode) / exp
     out(f"sweep {exp}: {len(cfgs)} cells: {counts['done']} already done, {counts['copied']} copied, "
         f"{counts['ran']} ran, {counts['failed']} failed, {counts['not_run']} left for later (--limit)"
+        + (f", {counts['submitted']} submitted (not waited for)" if counts["submitted"] else "")
         + (f"; results of this run in {where}/ (dirty tree)" if dirty_mode and counts["ran"] else ""))
     return {**counts, "dirty": dirty_mode}
+
+
+# ---------------------------------------------------------------------------------------------------- submitit
+@dataclass
+class SubmititOptions:
+    """``--launcher submitit``: the grid's missing cells as one job array (Slurm, or local processes)."""
+    executor: str = "auto"  # auto (Slurm when available, else local processes) | local | slurm
+    folder: str | None = None  # submitit's logs and pickles; default <results>/<exp>/submitit/
+    partition: str | None = None
+    time_min: int = 120
+    cpus: int | None = None  # default: the cells' threads
+    mem_gb: float = 8.0
+    wait: bool = True
+
+
+SUBMITIT_PIN = "submitit==1.5.4"
+
+
+def _import_submitit():
+    try:
+        import submitit
+    except ImportError:
+        raise UserError(f"--launcher submitit needs the submitit package: pip install {SUBMITIT_PIN}") from None
+    return submitit
+
+
+def check_submitit(cfgs: list, opts: SubmititOptions) -> tuple[str, int]:
+    """Check the options and the grid before anything is written -> (cluster, cpus per task). Every cell must set
+    ``threads`` (a cell's numbers may depend on it, and it sizes the allocation: ``--slurm-cpus`` defaults to it)."""
+    if opts.executor not in ("auto", "local", "slurm"):
+        raise UserError(f"--submitit-executor {opts.executor}: use auto, local or slurm")
+    for cfg in cfgs:
+        if cfg.threads is None:
+            raise UserError(f"--launcher submitit needs 'threads' in the grid (cell {cfg.run_id} has none): it sets "
+                            "the CPUs per task, and a cell's numbers may depend on its thread count")
+    threads = max(cfg.threads for cfg in cfgs)
+    cpus = threads if opts.cpus is None else opts.cpus
+    if cpus < threads:
+        raise UserError(f"--slurm-cpus {cpus} < threads {threads} of the grid: the cell's threads would share CPUs")
+    if opts.time_min < 1 or opts.mem_gb <= 0:
+        raise UserError("--slurm-time-min must be >= 1 and --slurm-mem-gb > 0")
+    submitit = _import_submitit()
+    if opts.executor == "auto":
+        cluster = submitit.AutoExecutor.which()
+    else:
+        cluster = opts.executor
+        if cluster == "slurm" and submitit.SlurmExecutor.affinity() < 0:
+            raise UserError("--submitit-executor slurm: no Slurm here (srun not found)")
+    return cluster, cpus
+
+
+def _submitit_cell(cfg_dict: dict, allow_dirty: bool, dirty_mode: bool) -> dict:
+    """One array task: ``_run_cell``, then the failure record written (or cleared) here, so that failures are
+    recorded even when nobody waits for the job (``--no-wait``)."""
+    from .config import RunConfig
+    r = _run_cell(cfg_dict, allow_dirty, False)
+    cfg = RunConfig.from_dict(cfg_dict)
+    if "error" in r:
+        r["failure_record"] = str(record_failure(cfg, CellError(r["error"], r["message"], r["traceback"]),
+                                                 dirty_mode))
+    else:
+        clear_failure(cfg)
+    return r
+
+
+def submit_cells(todo: list, opts: SubmititOptions, cluster: str, cpus: int, allow_dirty: bool, dirty_mode: bool,
+                 exp_dir: Path, out=print) -> list:
+    """Submit the cells as one job array (``executor.map_array``) -> the submitit jobs, in the order of ``todo``."""
+    import os
+    submitit = _import_submitit()
+    if cluster == "local":
+        cores = os.cpu_count() or 1
+        if len(todo) * cpus > cores:
+            fix = f"use --limit {cores // cpus}, or --launcher local --jobs N" if cpus <= cores else "lower 'threads'"
+            raise UserError(f"submitit's local executor starts all {len(todo)} cells at once: {len(todo)} x {cpus} "
+                            f"CPUs > {cores} cores; {fix}")
+    folder = Path(opts.folder) if opts.folder else exp_dir / "submitit"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    executor.update_parameters(name=f"sweep-{exp_dir.name}", timeout_min=opts.time_min, cpus_per_task=cpus,
+                               mem_gb=opts.mem_gb, tasks_per_node=1, nodes=1, slurm_partition=opts.partition)
+    n = len(todo)
+    try:
+        jobs = executor.map_array(_submitit_cell, [c.to_dict() for c in todo], [allow_dirty] * n, [dirty_mode] * n)
+    except Exception as e:  # noqa: BLE001 - e.g. sbatch refusing the partition or the limits
+        lines = [ln for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        raise UserError(f"submitit could not submit the {n} cell(s) ({cluster}): {lines[-1].strip()}") from None
+    arrays = sorted({str(j.job_id).split("_")[0] for j in jobs})
+    out(f"submitted {n} cell(s) through submitit ({cluster}) as job(s) {', '.join(arrays)}; logs in {folder}/")
+    if not opts.wait:
+        for cfg, job in zip(todo, jobs):
+            out(f"  job {job.job_id}: {cfg.run_id}")
+        out("not waiting: run the sweep again once the jobs have finished; their results then count as done "
+            "(cells still queued or running would be submitted again)")
+    return jobs
+
+
+def wait_for_jobs(jobs: list, todo: list, poll_seconds: float):
+    """Yield (cfg, the task's return dict, or the exception of a job that failed outside the cell: timeout, killed,
+    crashed interpreter) as the jobs finish."""
+    pending = list(zip(jobs, todo))
+    try:
+        while pending:
+            still = []
+            for job, cfg in pending:
+                if not job.done():
+                    still.append((job, cfg))
+                    continue
+                try:
+                    r = job.result()
+                except Exception as e:  # noqa: BLE001 - submitit's FailedJobError / UncompletedJobError
+                    r = e
+                yield cfg, r
+            pending = still
+            if pending:
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        print(f"interrupted: {len(pending)} job(s) keep running ({', '.join(str(j.job_id) for j, _ in pending)}); "
+              "run the sweep again once they have finished", flush=True)
+        raise
 
 
 # --------------------------------------------------------------------------------------------------------- CLI
@@ -523,6 +682,7 @@ def cmd_sweep(a) -> int:
         print(f"shard {sh[0]}/{sh[1]}: {len(cfgs)} of {total} cells")
     if a.limit is not None and a.limit < 0:
         raise UserError("--limit must be >= 0")
+    submitit_opts = submitit_options(a)
     if a.dry_run:
         dirty_mode = provenance.git_dirty() and not a.allow_dirty
         if dirty_mode:
@@ -530,8 +690,28 @@ def cmd_sweep(a) -> int:
         dry_run(cfgs, dirty_mode, a.reuse)
         return 0
     counts = run_sweep(cfgs, allow_dirty=a.allow_dirty, reuse=a.reuse, limit=a.limit, progress=not a.quiet,
-                       jobs=a.jobs)
+                       jobs=a.jobs, submitit_opts=submitit_opts)
     return 1 if counts["failed"] else 0
+
+
+SUBMITIT_FLAGS = {"slurm_partition": "--slurm-partition", "slurm_time_min": "--slurm-time-min",
+                  "slurm_cpus": "--slurm-cpus", "slurm_mem_gb": "--slurm-mem-gb",
+                  "submitit_folder": "--submitit-folder", "submitit_executor": "--submitit-executor",
+                  "no_wait": "--no-wait"}
+
+
+def submitit_options(a) -> SubmititOptions | None:
+    """--launcher submitit and its options -> SubmititOptions; None for --launcher local (which refuses them)."""
+    given = [flag for key, flag in SUBMITIT_FLAGS.items() if getattr(a, key) not in (None, False)]
+    if a.launcher == "local":
+        if given:
+            raise UserError(f"{', '.join(given)}: only with --launcher submitit")
+        return None
+    dflt = SubmititOptions()
+    pick = lambda v, d: d if v is None else v  # noqa: E731
+    return SubmititOptions(executor=pick(a.submitit_executor, dflt.executor), folder=a.submitit_folder,
+                           partition=a.slurm_partition, time_min=pick(a.slurm_time_min, dflt.time_min),
+                           cpus=a.slurm_cpus, mem_gb=pick(a.slurm_mem_gb, dflt.mem_gb), wait=not a.no_wait)
 
 
 def cmd_report(a) -> int:
@@ -553,6 +733,21 @@ def add_sweep_parsers(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--jobs", type=int, default=1,
                    help="cells at a time, one process each; the grid's 'threads' x jobs must fit the cores")
+    p.add_argument("--launcher", choices=["local", "submitit"], default="local",
+                   help="local: run here (default; see --jobs); submitit: submit the missing cells as one job array "
+                        "(Slurm) through submitit; the grid must set 'threads'")
+    g = p.add_argument_group("--launcher submitit")
+    g.add_argument("--submitit-executor", choices=["auto", "local", "slurm"], default=None,
+                   help="auto (default): Slurm when available, else local processes; local: submitit.LocalExecutor "
+                        "(all cells at once on this machine); slurm: require Slurm")
+    g.add_argument("--slurm-partition", default=None, help="Slurm partition (default: the cluster's default)")
+    g.add_argument("--slurm-time-min", type=int, default=None, help="time limit per cell in minutes (default 120)")
+    g.add_argument("--slurm-cpus", type=int, default=None, help="CPUs per cell (default: the grid's threads)")
+    g.add_argument("--slurm-mem-gb", type=float, default=None, help="memory per cell in GB (default 8)")
+    g.add_argument("--submitit-folder", default=None,
+                   help="submitit's logs and pickles (default: <results>/<exp>/submitit/, ignored by git)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="print the job ids and return; run the sweep again later to pick up the results")
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("report", help="summary statistics and the strategy table of an experiment")
     p.add_argument("experiment", help="experiment name (results/<name>/)")

@@ -1,6 +1,7 @@
 """Sweeps on a tiny model: grid expansion, shards, resume after kill -9, failures, dirty trees, reuse, dry run."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -330,3 +331,83 @@ def test_two_jobs_run_cells_in_parallel_processes_with_the_serial_results(tiny, 
     assert main(["sweep", str(grid2), "--quiet", "--no-reuse", "--allow-dirty"]) == 0
     ser = {p.name: json.loads(p.read_text())["eval_loss"] for p in _json_files(sandbox / "results" / "ser")}
     assert len(par) == 2 and par == ser
+
+
+# ------------------------------------------------------------------------------------------ --launcher submitit
+SUBMITIT_LOCAL = ["--launcher", "submitit", "--submitit-executor", "local", "--quiet", "--allow-dirty"]
+
+
+@pytest.fixture
+def submitit_env(sandbox, monkeypatch):
+    """The array tasks (separate processes, sandbox paths inherited through os.environ) import this checkout."""
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return sandbox
+
+
+def test_submitit_local_executor_gives_the_local_results_and_skips_done_cells(tiny, tmp_path, submitit_env,
+                                                                              capsys):
+    grid = write_grid(tmp_path / "g.yaml", "subm", {**tiny, "threads": 1}, [{"seed": [0, 1]}])
+    assert main(["sweep", str(grid), *SUBMITIT_LOCAL]) == 0
+    out = capsys.readouterr().out
+    assert "submitted 2 cell(s) through submitit (local)" in out and "2 ran" in out
+    res = submitit_env / "results" / "subm"
+    sub = {p.name: json.loads(p.read_text())["eval_loss"] for p in _json_files(res)}
+    logs = sorted((res / "submitit").iterdir())
+    assert len(sub) == 2 and logs
+    # done cells are not submitted again
+    assert main(["sweep", str(grid), *SUBMITIT_LOCAL]) == 0
+    out = capsys.readouterr().out
+    assert "2 already done" in out and "submitted" not in out and sorted((res / "submitit").iterdir()) == logs
+    # the default local launcher gives the same result files
+    grid2 = write_grid(tmp_path / "g2.yaml", "locl", {**tiny, "threads": 1}, [{"seed": [0, 1]}])
+    assert main(["sweep", str(grid2), "--quiet", "--no-reuse", "--allow-dirty"]) == 0
+    loc = {p.name: json.loads(p.read_text())["eval_loss"] for p in _json_files(submitit_env / "results" / "locl")}
+    assert loc == sub
+
+
+def _wait_for(paths_fn, seconds=180):
+    deadline = time.time() + seconds
+    while not paths_fn():
+        assert time.time() < deadline, f"nothing after {seconds} s"
+        time.sleep(0.5)
+    return paths_fn()
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_submitit_failing_cell_is_recorded(wait, tiny, tmp_path, submitit_env, capsys):
+    grid = write_grid(tmp_path / "g.yaml", "subf", {**tiny, "threads": 1}, [{"budget": ["r100000"]}])  # impossible
+    argv = ["sweep", str(grid), *SUBMITIT_LOCAL] + ([] if wait else ["--no-wait"])
+    assert main(argv) == (1 if wait else 0)
+    out = capsys.readouterr().out
+    if wait:
+        assert "FAILED" in out and "UserError" in out and "1 failed" in out
+    else:
+        assert "1 submitted (not waited for)" in out and "  job " in out
+    res = submitit_env / "results" / "subf"
+    (failed,) = _wait_for(lambda: _json_files(res / "failed"))  # written by the array task itself
+    rec = json.loads(failed.read_text())
+    assert rec["error_type"] == "UserError" and "budget" in rec["error"] and failed.stem == rec["run_id"]
+    assert not _json_files(res)
+
+
+@pytest.mark.parametrize("defaults,argv,match", [
+    ({}, [], "needs 'threads' in the grid"),
+    ({"threads": 2}, ["--slurm-cpus", "1"], "--slurm-cpus 1 < threads 2"),
+    ({"threads": 1}, ["--jobs", "2"], "--jobs is for --launcher local"),
+    ({"threads": 1}, ["--slurm-time-min", "0"], "--slurm-time-min must be >= 1"),
+    ({"threads": 1}, ["--launcher", "local", "--slurm-partition", "x"], "--slurm-partition: only with --launcher"),
+    ({"threads": 1}, ["--launcher", "local", "--no-wait"], "--no-wait: only with --launcher submitit"),
+    ({"threads": 1}, ["--submitit-executor", "local"], "starts all 3 cells at once"),  # 3 x 1 CPU > 2 cores
+    pytest.param({"threads": 1}, ["--submitit-executor", "slurm"], "no Slurm here",
+                 marks=pytest.mark.skipif(shutil.which("srun") is not None, reason="Slurm is installed")),
+])
+def test_submitit_bad_options_fail_in_one_line_before_anything_runs(defaults, argv, match, tiny, tmp_path,
+                                                                     submitit_env, monkeypatch, capsys):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    grid = write_grid(tmp_path / "g.yaml", "subx", {**tiny, **defaults}, [{"seed": [0, 1, 2]}])
+    assert main(["sweep", str(grid), "--launcher", "submitit", "--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and match in err, err
+    assert not (submitit_env / "results").exists()
