@@ -111,6 +111,85 @@ def test_markdown_numbering_matches_latex(built):
     assert {k: draft.labels.get(k) for k in aux} == aux
 
 
+# --------------------------------------------------------------------------------------------- layout
+MAX_OVERFULL_PT = 1.0
+MAX_MAIN_TEXT_PAGES = 9
+PLACEHOLDERS = ("not run yet", "not been run yet", "not yet run", "still pending", "to be completed",
+                "not yet generated", "TODO", "TBD", "??")
+
+
+def overfull_boxes(log: str, limit: float = MAX_OVERFULL_PT) -> list[str]:
+    """``Overfull \\hbox (12.3pt too wide) ...`` (and \\vbox) lines of a LaTeX .log that exceed ``limit`` points."""
+    return [m.group(0) for m in re.finditer(r"Overfull \\[hv]box \(([\d.]+)pt too \w+\)[^\n]*", log)
+            if float(m.group(1)) > limit]
+
+
+def label_pages(aux: str) -> dict[str, int]:
+    """``\\newlabel{key}{{number}{page}...}`` lines of a .aux file -> {key: page}."""
+    return {m[1]: int(m[2]) for m in re.finditer(r"\\newlabel\{([^}]+)\}\{\{[^}]*\}\{(\d+)\}", aux)}
+
+
+def placeholders(text: str) -> list[str]:
+    """Placeholder phrases ("not run yet", "??" of an undefined reference, ...) in text extracted from the PDF,
+    with some context; line breaks and hyphenation at line ends are undone first."""
+    flat = re.sub(r"\s+", " ", re.sub(r"-\n(?=[a-z])", "", text))
+    out = []
+    for phrase in PLACEHOLDERS:
+        flags = 0 if phrase.isupper() else re.I
+        out += [flat[max(0, m.start() - 60):m.end() + 20] for m in re.finditer(re.escape(phrase), flat, flags)]
+    return out
+
+
+def pdf_text(built: Path) -> str:
+    """The built PDF's text (pdftotext, poppler-utils); without it, the Markdown twin converted from the built
+    copy, which expands the same macros and generated files."""
+    if shutil.which("pdftotext"):
+        return subprocess.run(["pdftotext", "-enc", "UTF-8", str(built / "build" / "main.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+    need("pandoc")
+    return build_draft_md.read(built).markdown()
+
+
+def test_layout_checkers_find_overfull_boxes_late_pages_and_placeholders():
+    log = ("Overfull \\hbox (38.53256pt too wide) in paragraph at lines 8--45\n"
+           "Overfull \\hbox (0.8pt too wide) in paragraph at lines 3--4\n"
+           "Overfull \\vbox (2.1pt too high) has occurred while \\output is active\n")
+    assert [b.split(" in ")[0].split(" has ")[0] for b in overfull_boxes(log)] == [
+        "Overfull \\hbox (38.53256pt too wide)", "Overfull \\vbox (2.1pt too high)"]
+    assert overfull_boxes("Underfull \\hbox (badness 10000) in paragraph\n") == []
+    aux = ("\\newlabel{sec:intro}{{1}{1}{Introduction}{section.1}{}}\n"
+           "\\newlabel{paper@end-of-main-text}{{7}{11}{Conclusion}{section.7}{}}\n")
+    assert label_pages(aux) == {"sec:intro": 1, "paper@end-of-main-text": 11}
+    assert placeholders("The ablation has not been\nrun yet. See Section ??. Figure x is not yet gener-\nated.") \
+        and len(placeholders("has not been run yet; see ??; not yet gener-\nated")) == 3
+    assert placeholders("Everything ran; the todo list is empty and its cells are committed.") == []
+
+
+def test_no_overfull_box_in_the_pdf(built):
+    """No line, table or figure sticks out of the text block by more than 1 pt (a generated table that is too wide
+    gets \\setlength{\\PaperFitTables}{\\linewidth} or a smaller font at its \\input site)."""
+    bad = overfull_boxes((built / "build" / "main.log").read_text(errors="replace"))
+    assert bad == [], "overfull boxes in build/main.log:\n" + "\n".join(bad)
+
+
+def test_main_text_fits_nine_pages(built):
+    """The last line of the main text is on page 9 or earlier (main.tex writes the label paper@end-of-main-text
+    just before the references); references and appendix follow."""
+    pages = label_pages((built / "build" / "main.aux").read_text(errors="replace"))
+    end = pages.get("paper@end-of-main-text")
+    assert end is not None, "main.tex no longer writes \\label{paper@end-of-main-text} before the references"
+    assert end <= MAX_MAIN_TEXT_PAGES, (
+        f"the main text ends on page {end} (at most {MAX_MAIN_TEXT_PAGES}): move detail to the appendix")
+    appendix = [k for k, p in pages.items() if k.startswith("app:") and p <= end]
+    assert appendix == [], f"appendix sections before the end of the main text: {appendix}"
+
+
+def test_no_placeholder_text_in_the_pdf(built):
+    found = placeholders(pdf_text(built))
+    assert found == [], ("placeholder text printed in the PDF (a generated macro's fallback, or prose "
+                         "waiting for a result):\n" + "\n".join(found))
+
+
 # --------------------------------------------------------------------------------------------- lint, spelling
 def test_chktex_clean():
     need("chktex")
