@@ -405,6 +405,81 @@ def test_grid_sentence_follows_the_committed_cells(tmp_path):
         "statements in this paper cover only those runs, and sentences that depend on missing runs say so.")
 
 
+# --------------------------------------------------------------------------------------------- the generator module
+def test_generator_calls_the_statistics_module():
+    """adaptive_lora.paper has no statistics of its own (it calls adaptive_lora.stats) and the script is only its
+    command line."""
+    src = (ROOT / "adaptive_lora" / "paper.py").read_text()
+    own = re.findall(r"^def (mean_ci|paired\w*|holm\w*|seed_spread|seeds_needed|ttest\w*|t_interval)\b", src,
+                     flags=re.M)
+    assert own == [] and "scipy" not in src and "numpy" not in src
+    assert re.findall(r"^def (\w+)", (ROOT / "scripts" / "make_paper_numbers.py").read_text(), flags=re.M) == ["main"]
+
+
+def test_pilot_macros_agree_with_the_summary(generated):
+    """The paired differences, their intervals and Holm's p in numbers.tex are stats.summarize's (summary.md's)."""
+    from adaptive_lora import paper
+    from adaptive_lora.report import summarize
+    from adaptive_lora.results import load_results
+
+    rows = [r for r in summarize(load_results("pilot", ROOT / "results"))
+            if r["model"] == paper.MODEL and r["strategy"] != "uniform"]
+    if not rows:
+        pytest.skip("no committed pilot result")
+    macros = numbers.read_macros(generated["numbers.tex"])
+    for r in rows:
+        pre = f"Pilot{paper.camel(r['strategy'])}{paper.camel(r['budget'])}"
+        assert macros[pre + "Diff"] == paper.tex_signed(r["diff_vs_uniform_mean"])
+        assert macros[pre + "DiffCI"] == paper.tex_interval(r["diff_ci95_low"], r["diff_ci95_high"], signed=True)
+        assert macros[pre + "P"] == paper.p_value(r["p_paired_t"])
+        assert macros[pre + "PHolm"] == paper.p_value(r["p_holm"])
+
+
+def test_verdict_follows_the_holm_adjusted_interval():
+    """'significantly better/worse' is stats.verdict of the Holm-adjusted interval; a difference whose 95 % interval
+    excludes zero but whose adjusted interval does not is 'not significantly different', and the sentence says so."""
+    from adaptive_lora import paper, stats
+
+    uni = [2.0, 2.1, 1.9]
+    pairs = {name: ([u + d for u, d in zip(uni, diffs)], uni) for name, diffs in {
+        "clear": [-0.0100, -0.0101, -0.0099],     # p ~ 3e-5: rejected at Holm's first step
+        "near": [0.005, 0.008, 0.011],            # p ~ 0.044: 95 % CI excludes 0, Holm's p ~ 0.09
+        "null": [0.001, -0.002, 0.0015]}.items()}
+    cmps = paper.comparisons(pairs)
+    codes = {n: paper.verdict(c) for n, c in cmps.items()}
+    assert codes["clear"][0] == "better" and codes["clear"][1].startswith("significantly better than uniform (")
+    assert "Holm-adjusted" in codes["clear"][1] and "$p_{\\mathrm{Holm}}" in codes["clear"][1]
+    assert stats.verdict(cmps["near"]["diff_ci_low"], cmps["near"]["diff_ci_high"]) == "worse"
+    assert codes["near"][0] == "same"
+    assert codes["near"][1].endswith("; the unadjusted interval excludes zero but the adjusted one does not)")
+    assert codes["null"][0] == "same" and "unadjusted" not in codes["null"][1]
+    for name, c in cmps.items():  # the adjusted intervals agree with Holm's p (t-test / t-interval duality)
+        assert (codes[name][0] in ("better", "worse")) == (c["p_holm"] < stats.ALPHA)
+    lone = paper.comparisons({"x": pairs["near"]}, corrected=False)["x"]
+    code, sentence = paper.verdict(lone, "its shuffled control")
+    assert code == "worse" and "Holm" not in sentence and "$p = 0.04$" in sentence
+    assert paper.verdict(None)[0] == "untested"
+
+
+def test_adalora_ranks_are_read_from_its_results(tmp_path):
+    """AdaLoRA's target and initial rank are the ones its results record, not re-derived from the budget."""
+    from adaptive_lora import paper
+
+    src = sorted((ROOT / "results" / "pilot").glob("*_adalora_r8_*.json"))
+    if not src:
+        pytest.skip("no committed AdaLoRA result")
+    out = tmp_path / "results" / "pilot"
+    out.mkdir(parents=True)
+    for p in src:
+        r = json.loads(p.read_text())
+        r["adalora"].update(target_r=5, init_r=9)
+        (out / p.name).write_text(json.dumps(r))
+    macros, files = paper.adalora(paper.load_inputs(tmp_path / "results"))
+    assert (macros["AdaloraTargetRank"], macros["AdaloraInitRank"], files) == ("5", "9", {})
+    macros, _ = paper.adalora(paper.load_inputs(tmp_path / "no-results"))
+    assert macros["AdaloraTargetRank"] == macros["AdaloraFinalParams"] == "n/a"
+
+
 def test_strategy_table_matches_the_committed_results():
     report = pytest.importorskip("adaptive_lora.report")
     if not all(hasattr(report, f) for f in ("summarize", "strategy_table_latex")):
