@@ -359,7 +359,9 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
       EVA), i.e. among the layerwise allocations at the exact budget;
     - ``seeds_needed`` (alpha), ``seeds_needed_holm`` (alpha / m, Holm's first step over the m strategies compared
       with uniform), ``seeds_needed_upper`` (alpha / m with ``sd_diff_upper``): seeds for a paired difference of
-      ``delta`` nats at the given power. None where undefined (fewer than 2 pairs anywhere).
+      ``delta`` nats at the given power. None where undefined (fewer than 2 pairs anywhere). ``delta`` is the
+      smallest effect the data detected (|mean paired difference| of an allocation with Holm-adjusted p < alpha,
+      rounded to 0.0001; ``delta_source`` names it) and the argument only when none was detected.
     """
     out = []
     for (model, data, budget), runs in _grouped(results, []).items():
@@ -379,6 +381,19 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
         alloc = [v for k, v in by_mean.items() if k not in BASELINES]
         m = max(1, len(others))
         upper = sd_upper(sd_diff, df_diff)
+        # size the seeds for the effect the pilot actually detected: the smallest |mean paired difference| among
+        # the allocations whose Holm-adjusted p < alpha (Holm over all m strategies, as summarize); else ``delta``
+        shared = {k: [sd for sd in sorted(by_strategy[k]) if sd in ref] for k in others}
+        ps = [paired_test([by_strategy[k][sd] for sd in shared[k]], [ref[sd] for sd in shared[k]])["p"]
+              if len(shared[k]) >= 2 else NAN for k in others]
+        p_holm = dict(zip(others, holm(ps)))
+        detected = {k: abs(by_mean[k]) for k in others if k not in BASELINES and k in by_mean
+                    and _finite(p_holm[k]) and p_holm[k] < alpha}
+        if detected:
+            source = min(detected, key=detected.get)
+            delta = round(detected[source], 4)
+        else:
+            source = None
         out.append({"model": model, "data": data, "budget": budget, "strategies": len(others),
                     "max_seeds": max(len(v) for v in by_strategy.values()),
                     "sd_seed": sd_seed, "df_seed": df_seed, "sd_uniform": sd_uni, "df_uniform": df_uni,
@@ -389,7 +404,7 @@ def seed_spread(results: list[dict], delta: float = DELTA, alpha: float = ALPHA,
                     "alloc_max_abs": max((abs(x) for x in alloc), default=NAN),
                     "baselines": sorted(k for k in by_strategy if k in BASELINES),
                     "seeded_strategies": sum(1 for v in by_strategy.values() if len(v) >= 2),
-                    "delta": delta, "alpha": alpha, "power": power,
+                    "delta": delta, "delta_source": source, "alpha": alpha, "power": power,
                     "seeds_needed": seeds_needed(sd_diff, delta, alpha, power),
                     "seeds_needed_holm": seeds_needed(sd_diff, delta, alpha / m, power),
                     "seeds_needed_upper": seeds_needed(upper, delta, alpha / m, power)})

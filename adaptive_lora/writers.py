@@ -207,7 +207,9 @@ def seed_spread_text(s: dict | None, latex: bool = False) -> str:
                ("pairing by seed removes part of the seed-to-seed variation, and differences of this size stand "
                 "out with few seeds. " if s["sd_diff"] < s["sd_uniform"] else
                 "differences of this size stand out with few seeds. "))
-            + f"Resolving a paired difference of {s['delta']:g} nats with {round(100 * s['power'])}{pct} power at "
+            + (f"Sized for the smallest effect the pilot detected ({s['delta_source'].replace('_', chr(92) + '_') if latex else s['delta_source']}, "
+               f"{s['delta']:g} nats after Holm's correction), r" if s.get("delta_source") else "R")
+            + f"esolving a paired difference of {s['delta']:g} nats with {round(100 * s['power'])}{pct} power at "
             f"{test} takes {count(n)} seeds; with Holm's correction over the {s['strategies']} strategies, "
             f"{count(n_holm)}; and {count(n_up)} if the paired standard deviation is at its upper bound. ")
     if n_up is not None:

@@ -341,3 +341,18 @@ def test_pilot_seeds_paragraph_from_synthetic_results(tmp_path):
 
 def test_readme_and_experiments_generated_blocks_are_fresh():
     assert _docs().main(["--check"]) == 0, "run `python scripts/update_docs.py` and commit"
+
+
+def test_seeds_are_sized_for_the_smallest_effect_detected_after_holm():
+    """A clearly detected allocation effect sets delta (rounded to 0.0001) and is named in the text; without a
+    detected effect the argument's delta stays."""
+    u = [2.000, 2.010, 2.020, 2.030]
+    rs = [fake("uniform", s, v) for s, v in enumerate(u)]
+    rs += [fake("attn_heavy", s, v - 0.00423 + 0.00001 * (s % 2)) for s, v in enumerate(u)]   # tight: detected
+    rs += [fake("ffn_heavy", s, v + (0.01 if s % 2 else -0.008)) for s, v in enumerate(u)]    # noisy: not
+    (s,) = report.seed_spread(rs)
+    assert s["delta_source"] == "attn_heavy" and s["delta"] == 0.0042
+    assert s["seeds_needed"] == report.seeds_needed(s["sd_diff"], delta=0.0042)
+    assert "Sized for the smallest effect the pilot detected (attn_heavy, 0.0042 nats" in report.seed_spread_text(s)
+    (t,) = report.seed_spread([r for r in rs if r["config"]["strategy"] != "attn_heavy"])
+    assert t["delta_source"] is None and t["delta"] == report.DELTA
