@@ -9,7 +9,7 @@ cd "$root"
 mkdir -p "results/$name"
 cp -p "$wt/results/$name"/*.json "results/$name/" 2>/dev/null || true
 if [ -d "$wt/results/$name/failed" ]; then mkdir -p "results/$name/failed"; cp -p "$wt/results/$name/failed"/*.json "results/$name/failed/"; fi
-make --no-print-directory paper EXP="$name"
+make --no-print-directory paper   # the pilot figures + the main grid (main-figures), whatever $name is
 .venv/bin/python scripts/update_docs.py
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_paper.py
 echo "$(ls results/$name/*.json | wc -l) cells in results/$name; now: git add -A && git commit"
