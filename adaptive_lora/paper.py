@@ -1077,21 +1077,25 @@ def main_grid_macros(exps: dict[str, list[dict]], grid: Path = MAIN_GRID) -> dic
             parts.append(f"{tt(s['strategy'])} has no finite dev loss yet ({runs} learning rate{'s' * (runs > 1)})")
             continue
         state = "bracketed" if s["bracketed"] else f"not yet bracketed, {runs} of the grid's learning rates run"
-        parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (dev loss {tex_num(s['dev_loss'])}; {state})")
-    M["MainLrSentence"] = ("So far the dev split selects: " + "; ".join(parts) + "." if parts else
+        parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; {state})")
+    M["MainLrSentence"] = ("So far the development split selects: " + "; ".join(parts) + "; the last appendix plots the curves."
+                           if parts else
                            "No cell of the main grid has finished yet, so no learning rate is selected.")
     return M
 
 
 def main_lr_figure(pdf: Path) -> str:
-    """The main grid's dev-loss-vs-lr figure environment, or nothing while the figure does not exist yet."""
+    """The appendix section with the main grid's dev-loss-vs-lr figure, or nothing before the figure exists."""
     if not pdf.exists():
-        return HEADER.format(src="paper/figures/") + "% no main-grid cell yet: no learning-rate figure\n"
+        return HEADER.format(src="paper/figures/") + "% no main-grid cell yet: no learning-rate appendix\n"
     return HEADER.format(src="paper/figures/") + (
+        "\\clearpage\n\\section{Main grid: learning-rate selection}\\label{app:main-lr}\n\n"
+        "The development loss of every stage-1 cell of the main grid committed so far "
+        "(Section~\\ref{sec:protocol-v2}), by strategy and learning rate; the test set plays no part in the choice.\n\n"
         "\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{lr_curves}\n"
         "\\caption{Development loss against the peak learning rate per strategy (seed~0, stage~1 of the main grid). "
         "The large marker is the learning rate chosen; a hollow one is not yet bracketed by a worse value on both "
-        "sides. The test set plays no part in this choice.}\\label{fig:lr-curves}\n\\end{figure}\n")
+        "sides.}\\label{fig:lr-curves}\n\\end{figure}\n")
 
 
 def main_grid(ctx: Inputs) -> Section:
