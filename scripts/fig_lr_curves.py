@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ax.set_xscale("log")
     ax.set_xlabel("peak learning rate")
     ax.set_ylabel("dev loss (nats/token, seed 0)")
-    ax.set_title(f"{key[0]}, {key[1]}, budget {key[2]}: large marker = chosen lr (hollow: not yet bracketed)")
+    ax.set_title(f"{key[0]}, {key[1]}, budget {key[2]}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
     save(fig, a.out, "lr_curves")

@@ -54,3 +54,16 @@ def test_an_unfinished_stage_1_is_refused():
     rs = [r for r in results({}) if not (r["config"]["strategy"] == "gradient" and r["config"]["lr"] == 1e-2)]
     with pytest.raises(SystemExit, match="gradient"):
         next_stage.plan(STAGE1, lr_selection(rs))
+
+
+def test_lr_figure_draws_the_dev_curves_and_skips_without_cells(tmp_path, monkeypatch):
+    import json
+    monkeypatch.setenv("ADAPTIVE_LORA_RESULTS", str(tmp_path / "results"))
+    import fig_lr_curves
+    out = tmp_path / "fig"
+    assert fig_lr_curves.main(["--exp", "main", "--out", str(out)]) == 0 and not out.exists()   # no cells: skip
+    (tmp_path / "results" / "main").mkdir(parents=True)
+    for r in results({})[:8]:                                   # uniform and attn_heavy at 4 lrs each
+        (tmp_path / "results" / "main" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    assert fig_lr_curves.main(["--exp", "main", "--out", str(out)]) == 0
+    assert (out / "lr_curves.pdf").exists() and (out / "lr_curves.png").exists()
