@@ -7,9 +7,11 @@ Kinds (``Strategy.needs``):
 - ``gradients``: RMS per-entry empirical Fisher, sqrt(mean_n ||dL_n/dW||_F^2 / (in*out)), with L_n the plain LM loss
   (response tokens + EOS, mean over tokens) of example n, one backward per example, no LoRA attached.
 
-The calibration sample is fixed: the first ``CALIB_EXAMPLES`` records of the TRAINING split (the pool is already in
-a fixed hash order, data/README.md; no RNG, so no seed), cut to ``CALIB_MAX_LENGTH`` tokens. It does not depend on
-the run's seed, so every seed of a strategy gets the same rank map. The base model is used in fp32, in eval mode.
+The calibration sample is the first ``CALIB_EXAMPLES`` records of the run's training records, cut to
+``CALIB_MAX_LENGTH`` tokens. Under the pilot protocol those records are the fixed training subset (the pool is in a
+fixed hash order, data/README.md), so every seed gets the same sample and the same rank map. Under protocol v2 the
+seed draws the training examples (``train_sampling``), so the sample, and with it the rank map, is the seed's own
+draw (EXPERIMENTS.md); the cache key holds the sample's sha256. The base model is used in fp32, in eval mode.
 
 Cache: ``cache_dir()/stats/<model>-<kind>-<weights sha>[-<sample sha>-<n>x<len>]-v<VERSION>.json`` holding the
 statistics and their provenance (model name, weights sha256 if known, data label, sha256 of the sample, sample

@@ -9,6 +9,7 @@ Grid file (``experiments/<name>.yaml``), holding only what differs from the ``Ru
       - {seed: [0, 1, 2], strategy: [uniform, linear_decay], budget: [r8]}
       - {strategy: uniform, budget: [r2, r4, r16], seed: 0}   # a scalar = a one-element list
     order: [seed]                # optional: stable sort of all cells by these keys
+    training_path: acd2a0c6d902  # optional: the frozen training-path hash every cell must carry (see below)
 
 Order of the cells (stable, so shards and partial sweeps are reproducible): blocks as listed; inside a block the
 first key varies slowest (nested loops in the listed order); then the optional ``order`` keys sort all cells
@@ -44,6 +45,10 @@ Values are coerced to the field types of ``RunConfig`` (``epochs: 1`` -> 1.0, ``
   recorded by its task itself, a job killed outside the cell, e.g. at its time limit, by the waiting sweep);
   ``--no-wait`` prints the job ids and returns: run the sweep again once the jobs have finished (cells still queued
   or running then would be submitted again);
+- ``training_path`` (optional, a frozen grid): the sweep refuses to start (one-line error, nothing run) when the
+  code's ``provenance.training_path_hash()`` differs from it, or when a done cell of the experiment carries another
+  hash (move such cells out to re-run them), so every cell of the grid comes from one training path;
+- copies (``--reuse``) are made only from a result with the current training-path hash;
 - ``--dry-run``: list the cells of the shard with their status (done / missing / failed / copy) and an
   estimated CPU time, plus totals (see ``estimate_seconds``);
 - a sweep killed at any point (even ``kill -9``) resumes cleanly: result files are written atomically (temp file
@@ -66,7 +71,7 @@ from . import provenance
 from .config import coerce
 from .errors import UserError
 
-GRID_KEYS = {"name", "description", "defaults", "grid", "order"}
+GRID_KEYS = {"name", "description", "defaults", "grid", "order", "training_path"}
 STALE_TMP_SECONDS = 60
 
 # Cost fallbacks when no result of the same model exists yet (documented guesses, replaced by measurements as
@@ -226,6 +231,9 @@ def try_copy(cfg, index: dict[str, Path]) -> Path | None:
         r = json.loads(src.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    from .stats import training_path_hash
+    if training_path_hash(r) != provenance.training_path_hash():
+        return None  # same config, other training code: its numbers may differ, so it is not this cell's result
     want = {k: v for k, v in cfg.to_dict().items() if k != "experiment"}
     have = {k: v for k, v in (r.get("config") or {}).items() if k != "experiment"}
     if have != want or (r.get("provenance") or {}).get("config_hash", cfg.config_hash()) != cfg.config_hash() \
@@ -672,9 +680,36 @@ def wait_for_jobs(jobs: list, todo: list, poll_seconds: float):
 
 
 # --------------------------------------------------------------------------------------------------------- CLI
+def check_training_path(doc: dict, cfgs: list, dirty_mode: bool) -> None:
+    """A grid that pins ``training_path``: the code and every done cell must carry that hash (else UserError)."""
+    from .stats import training_path_hash
+    pinned = doc.get("training_path")
+    if pinned is None:
+        return
+    current = provenance.training_path_hash()
+    if str(pinned) != current:
+        raise UserError(f"grid '{doc['name']}' pins training path {pinned}, but this code's is {current}: the "
+                        f"training path changed after the grid was frozen (revert it, or re-freeze the grid)")
+    stale = []
+    for cfg in cfgs:
+        p = done_path(cfg, dirty_mode)
+        if p is not None:
+            try:
+                h = training_path_hash(json.loads(p.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if h != current:
+                stale.append(f"{p.name} ({h or 'none'})")
+    if stale:
+        raise UserError(f"grid '{doc['name']}' pins training path {current}, but {len(stale)} done cell(s) carry "
+                        f"another: {', '.join(stale[:3])}{' ...' if len(stale) > 3 else ''}; move them out of "
+                        f"results/{doc['name']}/ to re-run them")
+
+
 def cmd_sweep(a) -> int:
     doc = load_grid(a.grid)
     cfgs = cells(doc)
+    check_training_path(doc, cfgs, provenance.git_dirty() and not a.allow_dirty)
     total = len(cfgs)
     sh = parse_shard(a.shard)
     if sh:

@@ -41,35 +41,28 @@ def _softcap(logits: torch.Tensor, backbone) -> torch.Tensor:
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over labelled positions, and their count.
+def labelled_logits(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits at the N positions whose next token has a label: (logits (N, V), targets (N,), example row (N,)).
 
-    selected=True runs the backbone, then the LM head only on the N positions whose next token has a label:
-    hidden (B, T, H) -> (N, H) -> logits (N, V). selected=False is the plain reference (full logits (B, T, V)).
-    Both compute the same quantity.
+    selected=True runs the backbone, then the LM head only on those positions:
+    hidden (B, T, H) -> (N, H) -> logits (N, V). selected=False is the plain reference (full logits (B, T, V),
+    then the same N rows). Both give the same logits; one backbone pass either way.
     """
     labels = batch["labels"][:, 1:]
     sel = labels != IGNORE
-    n = int(sel.sum())
     if selected:
         backbone, head = _parts(model)
         h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         logits = _softcap(head(h[:, :-1][sel]), backbone)
     else:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][sel]
-    return F.cross_entropy(logits.float(), labels[sel], reduction="sum"), n
+    return logits, labels[sel], sel.nonzero()[:, 0]
 
 
-@torch.no_grad()
-def example_losses(model, batch: dict) -> torch.Tensor:
-    """Per-example summed cross-entropy over labelled positions, shape (B,) (for the bootstrap over examples)."""
-    labels = batch["labels"][:, 1:]
-    sel = labels != IGNORE
-    backbone, head = _parts(model)
-    h = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    logits = _softcap(head(h[:, :-1][sel]), backbone)
-    per_pos = F.cross_entropy(logits.float(), labels[sel], reduction="none")
-    return torch.zeros(labels.shape[0], dtype=per_pos.dtype).index_add_(0, sel.nonzero()[:, 0], per_pos)
+def loss_sum(model, batch: dict, selected: bool = True) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled positions, and their count (see ``labelled_logits``)."""
+    logits, targets, _ = labelled_logits(model, batch, selected)
+    return F.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
 
 
 @torch.no_grad()
@@ -89,12 +82,17 @@ def evaluate(model, examples: list[Example], pad_id: int, precision: str = "bf16
     for idx in tqdm(batches, desc=desc, leave=False, mininterval=2):
         batch = collate([examples[i] for i in idx], pad_id)
         with autocast(precision):
-            s, n = loss_sum(model, batch, selected)
+            logits, targets, rows = labelled_logits(model, batch, selected)
+            logits = logits.float()
+            # The total is reduced exactly as in loss_sum (same logits, same reduction), so it is bit-identical
+            # with or without per_example; the per-example sums reuse the logits (no second backbone pass).
+            s, n = F.cross_entropy(logits, targets, reduction="sum"), int(targets.numel())
             if per_example:
-                rows = example_losses(model, batch).tolist()
-                counts = (batch["labels"][:, 1:] != IGNORE).sum(1).tolist()
+                per_pos = F.cross_entropy(logits, targets, reduction="none")
+                sums = torch.zeros(len(idx), dtype=per_pos.dtype).index_add_(0, rows, per_pos).tolist()
+                counts = torch.bincount(rows, minlength=len(idx)).tolist()
                 for j, i in enumerate(idx):
-                    per[i] = [round(rows[j], 6), counts[j]]
+                    per[i] = [round(sums[j], 6), counts[j]]
         total += float(s)
         count += n
     model.train(was_training)

@@ -40,7 +40,8 @@ def plan(stage1: dict, selection: list[dict]) -> tuple[str, dict]:
     incomplete = [s for s in swept if s in by and len(by[s]["curve"]) < len(grid_lrs)]
     if missing or incomplete:
         raise SystemExit(f"stage 1 is not finished: {', '.join(missing + incomplete)} still have cells to run")
-    head = {"name": stage1["name"], "defaults": stage1["defaults"]}
+    head = {"name": stage1["name"], "defaults": stage1["defaults"],
+            **({"training_path": stage1["training_path"]} if "training_path" in stage1 else {})}
     extend = [{"strategy": [s], "lr": by[s]["next_lr"], "seed": [0], "budget": [budget]}
               for s in swept if not by[s]["bracketed"]]
     if extend:

@@ -150,6 +150,21 @@ def test_per_example_eval_losses_sum_to_the_total():
     sums, counts = zip(*ev["example_losses"])
     assert sum(counts) == ev["tokens"] and counts[0] == sum(1 for x in exs[0].labels[1:] if x != -100)
     assert sum(sums) / sum(counts) == pytest.approx(ev["loss"], abs=1e-5)
+    # each example's sum equals that example evaluated on its own (batch of one, same logits up to padding)
+    for j in (0, len(exs) - 1):
+        alone = evaluate(model, [exs[j]], tok.pad_token_id, "fp32", batch_size=1)
+        assert sums[j] == pytest.approx(alone["loss"] * alone["tokens"], abs=1e-4) and counts[j] == alone["tokens"]
+
+
+def test_per_example_eval_runs_the_backbone_once_per_batch():
+    from adaptive_lora.train import _parts
+    model, tok, _ = load_model("tiny-llama")
+    exs, _ = tokenize(SHORT, tok, 64)
+    backbone, _ = _parts(model)
+    calls = []
+    backbone.register_forward_hook(lambda *a: calls.append(1))
+    evaluate(model, exs, tok.pad_token_id, "fp32", batch_size=4, per_example=True)
+    assert len(calls) == -(-len(exs) // 4)
 
 
 def test_eva_allocate_table():

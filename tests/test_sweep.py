@@ -270,6 +270,37 @@ def test_identical_results_of_other_experiments_are_copied(tiny, tmp_path, sandb
     assert main(["sweep", str(c), "--quiet", "--no-reuse"]) == 0 and len(count_runs) == 3
 
 
+def test_results_of_another_training_path_are_not_copied(tiny, tmp_path, sandbox, count_runs, monkeypatch):
+    a = write_grid(tmp_path / "a.yaml", "a", tiny, [{"seed": [0]}])
+    assert main(["sweep", str(a), "--quiet"]) == 0 and len(count_runs) == 1
+    monkeypatch.setattr(provenance, "training_path_hash", lambda: "0123456789ab")
+    b = write_grid(tmp_path / "b.yaml", "b", tiny, [{"seed": [0]}])
+    assert main(["sweep", str(b), "--quiet"]) == 0 and len(count_runs) == 2  # ran, not copied
+    (cell,) = _json_files(sandbox / "results" / "b")
+    assert "copied_from" not in json.loads(cell.read_text())
+
+
+def test_a_grid_pinned_to_a_training_path_refuses_other_code_and_stale_cells(tiny, tmp_path, sandbox, count_runs,
+                                                                              monkeypatch, capsys):
+    current = provenance.training_path_hash()
+    other = write_grid(tmp_path / "p.yaml", "p", tiny, [{"seed": [0, 1]}], training_path="0123456789ab")
+    assert main(["sweep", str(other), "--quiet"]) == 2 and not count_runs
+    err = capsys.readouterr().err
+    assert f"pins training path 0123456789ab, but this code's is {current}" in err and len(err.splitlines()) == 1
+    pinned = write_grid(tmp_path / "p.yaml", "p", tiny, [{"seed": [0, 1]}], training_path=current)
+    assert main(["sweep", str(pinned), "--quiet", "--limit", "1"]) == 0 and len(count_runs) == 1
+    # the code changes: a done cell now carries another hash than the (re-frozen) grid -> refused, nothing run
+    monkeypatch.setattr(provenance, "training_path_hash", lambda: "ba9876543210")
+    refrozen = write_grid(tmp_path / "p.yaml", "p", tiny, [{"seed": [0, 1]}], training_path="ba9876543210")
+    assert main(["sweep", str(refrozen), "--quiet"]) == 2 and len(count_runs) == 1
+    assert f"1 done cell(s) carry another" in capsys.readouterr().err
+    for f in _json_files(sandbox / "results" / "p"):
+        f.unlink()
+    assert main(["sweep", str(refrozen), "--quiet"]) == 0 and len(count_runs) == 3
+    assert {json.loads(f.read_text())["provenance"]["training_path_hash"]
+            for f in _json_files(sandbox / "results" / "p")} == {"ba9876543210"}
+
+
 def test_dry_run_lists_cells_status_and_cost(tiny, tmp_path, sandbox, count_runs, capsys):
     grid = write_grid(tmp_path / "g.yaml", "dr", tiny, [{"seed": [0, 1, 2]}])
     assert main(["sweep", str(grid), "--dry-run"]) == 0
