@@ -173,6 +173,19 @@ def _by_seed(results: list[dict], warn: list[str]) -> dict[int, dict]:
     return out
 
 
+# Config fields that make a different arm of the same strategy (field, default, label): EVA with rho = 1 (its
+# initialisation alone) and rsLoRA scaling are compared with uniform as arms of their own, never pooled with the
+# default arm (e.g. ``eva[rho1]``, ``attn_heavy[rslora]``). A missing field (pilot cells) is the default.
+VARIANTS = (("eva_rho", 2.0, "rho{:g}"), ("scaling", "constant", "{}"))
+
+
+def arm(result: dict) -> str:
+    """The arm a cell belongs to: its strategy, plus ``[variant,...]`` for non-default VARIANTS fields."""
+    c = result["config"]
+    tags = [fmt.format(c[k]) for k, default, fmt in VARIANTS if c.get(k) is not None and c[k] != default]
+    return c["strategy"] + (f"[{','.join(tags)}]" if tags else "")
+
+
 def _grouped(results: list[dict], warn: list[str]) -> dict[tuple, dict[str, list[dict]]]:
     """{(model, data, budget): {strategy: [results]}} in input order; results without a finite eval loss are
     left out (noted in ``warn``). ``_by_seed`` then keeps the first result per seed."""
@@ -181,7 +194,7 @@ def _grouped(results: list[dict], warn: list[str]) -> dict[tuple, dict[str, list
         if not _finite(r.get("eval_loss")):
             warn.append(f"{r.get('run_id')}: no finite eval_loss, left out")
             continue
-        groups.setdefault(group_key(r), {}).setdefault(r["config"]["strategy"], []).append(r)
+        groups.setdefault(group_key(r), {}).setdefault(arm(r), []).append(r)
     return groups
 
 
@@ -458,7 +471,7 @@ def select_lr(results: list[dict], strategy: str, budget=None, model=None, data=
     Raises UserError for two seed-``seed`` cells at the same lr, or when the results span several groups and
     none is named.
     """
-    mine = [r for r in results if r["config"]["strategy"] == strategy]
+    mine = [r for r in results if arm(r) == strategy]
     groups = _cells(mine, model, data, budget)
     if len(groups) > 1:
         raise UserError(f"select_lr({strategy}): cells of {len(groups)} groups {sorted(groups)}; pass budget/model/data")
@@ -503,7 +516,7 @@ def lr_selection(results: list[dict], seed: int = 0) -> list[dict]:
     uniform first: the data of the dev-loss-vs-lr figure and the bracketing check."""
     out = []
     for key, cells in sorted(_cells([r for r in results if is_v2(r)]).items()):
-        for s in _strategy_order(r["config"]["strategy"] for r in cells):
+        for s in _strategy_order(arm(r) for r in cells):
             out.append(select_lr(cells, s, budget=key[2], model=key[0], data=key[1], seed=seed))
     return out
 
@@ -513,7 +526,7 @@ def _at_lr(cells: list[dict], strategy: str, lr) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for r in cells:
         c = r["config"]
-        if c["strategy"] == strategy and c.get("lr") is not None and lr is not None and float(c["lr"]) == lr:
+        if arm(r) == strategy and c.get("lr") is not None and lr is not None and float(c["lr"]) == lr:
             if c["seed"] in out:
                 raise UserError(f"two cells of {strategy} at lr {lr:g}, seed {c['seed']}: "
                                 f"{out[c['seed']].get('run_id')} and {r.get('run_id')}")
@@ -528,11 +541,26 @@ def at_selected_lr(results: list[dict], which: str = "primary") -> list[dict]:
     out = [r for r in results if not is_v2(r)]
     for key, cells in sorted(_cells([r for r in results if is_v2(r)]).items()):
         uni = select_lr(cells, REFERENCE, budget=key[2], model=key[0], data=key[1])["lr"]
-        for s in _strategy_order(r["config"]["strategy"] for r in cells):
+        for s in _strategy_order(arm(r) for r in cells):
             lr = select_lr(cells, s, budget=key[2], model=key[0], data=key[1])["lr"] \
                 if which == "primary" or s == REFERENCE else uni
             out += list(_at_lr(cells, s, lr).values())
     return out
+
+
+def best_on_dev(results: list[dict], candidates: list[str], budget, model=None, data=None) -> str:
+    """The candidate arm with the lowest mean ``dev_loss`` over its seeds, each arm at its own selected lr
+    (``at_selected_lr``), at one (model, data, budget): the "best data-driven strategy" / "best layer profile" of
+    protocol v2. A diverged cell counts as +inf; ties go to the first name in sorted order; the test loss is never
+    read. Raises UserError when no candidate has a cell."""
+    _, cells = _one_group([r for r in results if is_v2(r)], budget, model, data)
+    dev: dict[str, list[float]] = {}
+    for r in at_selected_lr(cells):
+        if arm(r) in candidates:
+            dev.setdefault(arm(r), []).append(_dev(r))
+    if not dev:
+        raise UserError(f"best_on_dev: none of {', '.join(candidates)} has a protocol-v2 cell at {budget}")
+    return min(sorted(dev), key=lambda s: sum(dev[s]) / len(dev[s]))
 
 
 def endpoint(results: list[dict], budget=None, model=None, data=None, which: str = "primary",
@@ -553,7 +581,7 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
     uni_lr = select_lr(cells, REFERENCE, budget=key[2], model=key[0], data=key[1])["lr"]
     ref = _at_lr(cells, REFERENCE, uni_lr)
     rows = []
-    for s in _strategy_order(r["config"]["strategy"] for r in cells):
+    for s in _strategy_order(arm(r) for r in cells):
         if s == REFERENCE:
             continue
         lr = select_lr(cells, s, budget=key[2], model=key[0], data=key[1])["lr"] if which == "primary" else uni_lr
@@ -649,7 +677,7 @@ def endpoint_losses(results: list[dict], budget=None, model=None, data=None, whi
     _, cells = _one_group(results, budget, model, data)
     out: dict[str, dict[int, float]] = {}
     for r in at_selected_lr(cells, which):
-        out.setdefault(r["config"]["strategy"], {})[r["config"]["seed"]] = r["eval_loss"]
+        out.setdefault(arm(r), {})[r["config"]["seed"]] = r["eval_loss"]
     return out
 
 
@@ -760,7 +788,7 @@ def uniform_frontier(results: list[dict], model: str, data: str) -> list[tuple[f
     v2 cells at uniform's selected lr per budget (``at_selected_lr``), pilot cells as they are."""
     pts = []
     for key, cells in sorted(_cells(at_selected_lr(results), model, data).items()):
-        uni = [r for r in cells if r["config"]["strategy"] == REFERENCE and _finite(r.get("eval_loss"))
+        uni = [r for r in cells if arm(r) == REFERENCE and _finite(r.get("eval_loss"))
                and _finite(r.get("trainable_params"))]
         if uni:
             pts.append((sum(r["trainable_params"] for r in uni) / len(uni),

@@ -1,6 +1,7 @@
 """Figure: dev loss against learning rate per strategy (protocol v2, stage 1), the data of the lr choice.
 
-For each strategy of the (model, data, budget) group with most strategies: its seed-0 dev loss at every learning
+For each strategy of the (model, data, budget) group with most swept strategies (arms run at one lr only are left
+out once any arm has two): its seed-0 dev loss at every learning
 rate it ran (``adaptive_lora.stats.lr_selection``: argmin, bracketing), on a log lr axis; the chosen lr is a filled
 marker, an unbracketed choice is drawn hollow and named in the legend. A diverged cell (non-finite dev loss) is
 marked at the top of the axis. The test set plays no part in this figure or in the choice.
@@ -24,6 +25,8 @@ def main(argv=None) -> int:
     sel = [s for s in lr_selection(load(a.exp)) if s["curve"]]
     if not sel:
         return skip(f"no protocol-v2 cell with a dev loss in results/{a.exp}/")
+    if any(len(s["curve"]) > 1 for s in sel):   # arms run at one lr only (stage 2 onwards) have no curve to show
+        sel = [s for s in sel if len(s["curve"]) > 1]
     groups: dict[tuple, list[dict]] = {}
     for s in sel:
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(s)

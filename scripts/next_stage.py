@@ -1,19 +1,30 @@
-"""Write the main grid's next stage file from the committed stage-1 cells (protocol v2, EXPERIMENTS.md).
+"""Write the main grid's next stage file from its committed cells (protocol v2, EXPERIMENTS.md).
 
-Reads results/<exp>/ and ``adaptive_lora.stats.lr_selection`` (argmin of the seed-0 dev loss; the test loss is
-never read), then:
-- while a stage-1 strategy's argmin sits at an end of its learning-rate grid: ``experiments/<exp>_extend.yaml``
-  with the next lr(s) one factor of 3 beyond that end (seed 0, the stage-1 settings);
-- once every stage-1 strategy is bracketed: ``experiments/<exp>_r8.yaml`` = stage 2 (every strategy at its own
-  selected lr, seeds 0-3; strategies not swept at uniform's lr; EVA at rho 2 and 1) and stage 3 (every swept
-  strategy whose lr differs from uniform's, at uniform's lr, seeds 0-3).
-Both files hold only what differs from experiments/<exp>.yaml's defaults (copied in, so each file runs alone).
+Every choice is read off the dev split (``adaptive_lora.stats``: ``lr_selection`` = argmin of the seed-0 dev loss,
+``best_on_dev`` = lowest mean dev loss over seeds); the test loss is never read. In order, the first that applies:
+1. a stage-1 strategy has cells to run: refused (run the sweep first);
+2. a stage-1 strategy's argmin sits at an end of its lr grid: ``<exp>_extend.yaml``, the next lr(s) one factor of
+   3 beyond that end (seed 0);
+3. stages 2-3 not complete: ``<exp>_r8.yaml`` = stage 2 (every strategy at its own selected lr, seeds 0-3;
+   strategies not swept at uniform's lr; EVA at rho 2 and 1) and stage 3 (every swept strategy whose lr differs
+   from uniform's, at uniform's lr, seeds 0-3);
+4. the post-r8 cells not complete: ``<exp>_post.yaml`` = the shuffled control of the best layer profile on dev
+   (seeds 0-3, at that profile's lr), uniform's lr check at r1 and r32 (its r8 lr /3, x1, x3; seed 0), and stage 5
+   (rsLoRA scaling for attn_heavy, ffn_heavy and the best data-driven strategy at their own lrs, seeds 0-3);
+5. uniform's r1 / r32 argmin not bracketed: ``<exp>_extend.yaml`` again (the next lr beyond, seed 0);
+6. otherwise ``<exp>_frontier.yaml`` = stage 4: uniform at r1, r2, r4, r16, r32 and attn_heavy and the best
+   data-driven strategy at r2 and r32, seeds 0-2. Uniform's lr at r1 / r8 / r32 is the dev argmin there; at r2, r4,
+   r16 it is interpolated linearly in (log rank, log lr) between those three (3 significant digits); a strategy's
+   lr at rank r is its r8 lr times uniform's lr(r) / lr(r8).
+Each file holds only what differs from experiments/<exp>.yaml's defaults (copied in, with its ``training_path``
+pin, so each file runs alone; the cells go to the same results/<exp>/).
 
 python scripts/next_stage.py [--exp main] [--dry-run]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -23,18 +34,54 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adaptive_lora.results import load_results  # noqa: E402
-from adaptive_lora.stats import lr_selection  # noqa: E402
+from adaptive_lora.stats import LR_STEP, arm, at_selected_lr, best_on_dev, is_v2, lr_selection  # noqa: E402
 
 STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy", "attention_only", "ffn_only",
           "weight_norm", "spectral", "activation", "gradient", "eva", "adalora"]
+LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
+DATA_DRIVEN = ["activation", "gradient", "eva", "adalora"]   # rank from the data (weight_norm/spectral: weights)
 SEEDS = [0, 1, 2, 3]
+FRONTIER_SEEDS = [0, 1, 2]
+FRONTIER = ["r1", "r2", "r4", "r16", "r32"]
+CHECKED = ["r1", "r32"]          # uniform's lr re-checked on dev at these ranks
 
 
-def plan(stage1: dict, selection: list[dict]) -> tuple[str, dict]:
-    """-> (file suffix, grid document). ``stage1`` is the stage-1 grid document, ``selection`` lr_selection's rows."""
+def _rank(budget: str) -> int:
+    return int(budget[1:])
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+def _seeds_done(results: list[dict], name: str, budget: str, seeds: list[int]) -> bool:
+    have = {r["config"]["seed"] for r in at_selected_lr(results) if is_v2(r) and arm(r) == name
+            and str(r["config"]["budget"]) == budget}
+    return set(seeds) <= have
+
+
+def _lr_of(selection: list[dict], budget: str) -> dict[str, dict]:
+    return {s["strategy"]: s for s in selection if s["budget"] == budget}
+
+
+def interpolated_lr(rank: int, checked: dict[int, float]) -> float:
+    """lr at ``rank``, linear in (log rank, log lr) between the checked ranks (exact at a checked rank)."""
+    ks = sorted(checked)
+    if rank in checked:
+        return checked[rank]
+    lo = max(k for k in ks if k < rank)
+    hi = min(k for k in ks if k > rank)
+    t = (math.log(rank) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return _sig(math.exp((1 - t) * math.log(checked[lo]) + t * math.log(checked[hi])))
+
+
+def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
+    """-> (file suffix, grid document) of the next stage; ``stage1`` is experiments/<exp>.yaml's document and
+    ``results`` the experiment's cells. Raises SystemExit while stage 1 has cells to run."""
     swept = list(stage1["grid"][0]["strategy"])
     budget = stage1["grid"][0]["budget"][0]
-    by = {s["strategy"]: s for s in selection if s["budget"] == budget}
+    selection = lr_selection(results)
+    by = _lr_of(selection, budget)
     missing = [s for s in swept if s not in by or not by[s]["curve"]]
     grid_lrs = sorted(stage1["grid"][0]["lr"])
     incomplete = [s for s in swept if s in by and len(by[s]["curve"]) < len(grid_lrs)]
@@ -53,9 +100,44 @@ def plan(stage1: dict, selection: list[dict]) -> tuple[str, dict]:
     stage2.append({"seed": SEEDS, "strategy": ["eva"], "lr": [own("eva")], "eva_rho": [1.0], "budget": [budget]})
     stage3 = [{"seed": SEEDS, "strategy": [s], "lr": [lr["uniform"]], "budget": [budget]}
               for s in swept if lr[s] != lr["uniform"]]
-    return "r8", {**head, "description": "Stages 2 and 3: every strategy at its own dev-selected lr (seeds 0-3), "
-                  "then every swept strategy at uniform's lr. Cells run seed by seed (order: seed).",
-                  "grid": stage2 + stage3, "order": ["seed"]}
+    v2 = [r for r in results if is_v2(r)]
+    done2 = all(_seeds_done(v2, s, budget, SEEDS) for s in STAGE2 + ["eva[rho1]"])
+    done3 = all({r["config"]["seed"] for r in v2 if arm(r) == b["strategy"][0] and r["config"]["lr"] == b["lr"][0]
+                 and str(r["config"]["budget"]) == budget} >= set(SEEDS) for b in stage3)
+    if not (done2 and done3):
+        return "r8", {**head, "description": "Stages 2 and 3: every strategy at its own dev-selected lr (seeds 0-3), "
+                      "then every swept strategy at uniform's lr. Cells run seed by seed (order: seed).",
+                      "grid": stage2 + stage3, "order": ["seed"]}
+    profile = best_on_dev(v2, LAYER_PROFILES, budget)
+    data_best = best_on_dev(v2, DATA_DRIVEN, budget)
+    u8 = lr["uniform"]
+    post = [{"seed": SEEDS, "strategy": [f"shuffled:{profile}"], "lr": [own(profile)], "budget": [budget]},
+            {"seed": [0], "strategy": ["uniform"], "lr": sorted({_sig(u8 / LR_STEP), u8, _sig(u8 * LR_STEP)}),
+             "budget": CHECKED},
+            *({"seed": SEEDS, "strategy": [s], "lr": [own(s)], "scaling": ["rslora"], "budget": [budget]}
+              for s in dict.fromkeys(["attn_heavy", "ffn_heavy", data_best]))]
+    checked = {b: _lr_of(selection, b).get("uniform") for b in CHECKED}
+    done_post = _seeds_done(v2, f"shuffled:{profile}", budget, SEEDS) and \
+        all(checked[b] and len(checked[b]["curve"]) >= 3 for b in CHECKED) and \
+        all(_seeds_done(v2, f"{s}[rslora]", budget, SEEDS) for s in ["attn_heavy", "ffn_heavy", data_best])
+    if not done_post:
+        return "post", {**head, "description": f"After stage 2: shuffled:{profile} (the best layer profile on dev), "
+                        f"uniform's lr check at r1 and r32, and rsLoRA scaling (stage 5) for attn_heavy, ffn_heavy "
+                        f"and {data_best} (the best data-driven strategy on dev).", "grid": post, "order": ["seed"]}
+    extend = [{"strategy": ["uniform"], "lr": checked[b]["next_lr"], "seed": [0], "budget": [b]}
+              for b in CHECKED if not checked[b]["bracketed"]]
+    if extend:
+        return "extend", {**head, "description": "Uniform's lr check at r1 / r32 extended one factor of 3 beyond "
+                          "the end where the dev-loss argmin sits.", "grid": extend}
+    at = {1: checked["r1"]["lr"], _rank(budget): u8, 32: checked["r32"]["lr"]}
+    frontier = [{"seed": FRONTIER_SEEDS, "strategy": ["uniform"], "lr": [interpolated_lr(_rank(b), at)],
+                 "budget": [b]} for b in FRONTIER]
+    for s in dict.fromkeys(["attn_heavy", data_best]):
+        frontier += [{"seed": FRONTIER_SEEDS, "strategy": [s], "budget": [b],
+                      "lr": [_sig(own(s) * interpolated_lr(_rank(b), at) / u8)]} for b in ["r2", "r32"]]
+    return "frontier", {**head, "description": f"Stage 4: uniform's frontier (r1-r32) and attn_heavy and {data_best} "
+                        f"at r2 and r32, seeds 0-2, lrs from uniform's dev checks at r1 / r8 / r32.",
+                        "grid": frontier, "order": ["seed"]}
 
 
 def main(argv=None) -> int:
@@ -64,7 +146,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the file instead of writing it")
     a = ap.parse_args(argv)
     stage1 = yaml.safe_load((ROOT / "experiments" / f"{a.exp}.yaml").read_text())
-    suffix, doc = plan(stage1, lr_selection(load_results(a.exp)))
+    suffix, doc = plan(stage1, load_results(a.exp))
     text = yaml.safe_dump(doc, sort_keys=False)
     if a.dry_run:
         print(text)

@@ -1,5 +1,6 @@
 """scripts/next_stage.py: stage-1 dev losses -> the extension file while an argmin sits at a grid end, the r8
 stage file once every strategy is bracketed (synthetic results, exact expected cells)."""
+import math
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import next_stage  # noqa: E402
 
-from adaptive_lora.stats import lr_selection  # noqa: E402
+from adaptive_lora.sweep import expand  # noqa: E402
 
 STAGE1 = yaml.safe_load((ROOT / "experiments" / "main.yaml").read_text())
 LRS = [3e-4, 1e-3, 3e-3, 1e-2]
@@ -34,14 +35,14 @@ def results(best: dict[str, float]) -> list[dict]:
 
 
 def test_an_argmin_at_the_grid_end_asks_for_the_next_lr_first():
-    suffix, doc = next_stage.plan(STAGE1, lr_selection(results({"adalora": 1e-2, "eva": 3e-4})))
+    suffix, doc = next_stage.plan(STAGE1, results({"adalora": 1e-2, "eva": 3e-4}))
     assert suffix == "extend" and doc["name"] == "main" and doc["defaults"] == STAGE1["defaults"]
     got = {b["strategy"][0]: b["lr"] for b in doc["grid"]}
     assert got == {"eva": [pytest.approx(1e-4)], "adalora": [pytest.approx(3e-2)]}
 
 
 def test_all_bracketed_gives_stages_2_and_3_at_the_selected_lrs():
-    suffix, doc = next_stage.plan(STAGE1, lr_selection(results({"attn_heavy": 3e-3})))
+    suffix, doc = next_stage.plan(STAGE1, results({"attn_heavy": 3e-3}))
     assert suffix == "r8" and doc["order"] == ["seed"]
     lrs = {(b["strategy"][0], b.get("eva_rho", [2.0])[0], b["lr"][0]) for b in doc["grid"]}
     assert ("attn_heavy", 2.0, 3e-3) in lrs and ("attn_heavy", 2.0, 1e-3) in lrs   # own lr and uniform's (stage 3)
@@ -50,10 +51,85 @@ def test_all_bracketed_gives_stages_2_and_3_at_the_selected_lrs():
     assert all(b["seed"] == [0, 1, 2, 3] for b in doc["grid"])
 
 
+def key(c: dict) -> tuple:
+    return (c["strategy"], c["budget"], c["lr"], c["seed"], c.get("eva_rho", 2.0), c.get("scaling", "constant"))
+
+
+def run_doc(doc: dict, dev, have: list[dict]) -> list[dict]:
+    """What the sweep would add for a stage file: one cell per grid cell not already done (same config = same run
+    id), dev loss = dev(config)."""
+    out, done = [], {key(r["config"]) for r in have}
+    for c in expand(doc):
+        c.setdefault("eva_rho", 2.0)
+        c.setdefault("scaling", "constant")
+        if key(c) in done:
+            continue
+        out.append({"run_id": f"{c['strategy']}-{c['budget']}-{c['lr']}-{c['seed']}-{c['eva_rho']}-{c['scaling']}",
+                    "eval_loss": 9.9, "dev_loss": dev(c), "config": c})
+    return out
+
+
+def stage2_dev(c):
+    """gradient is the best layer profile and the best data-driven strategy; eva next."""
+    return {"gradient": 1.0, "eva": 1.1, "linear_decay": 1.2}.get(c["strategy"], 1.5) + 0.01 * c["seed"]
+
+
+def post_stage() -> tuple[list[dict], dict]:
+    """Stage 1 (attn_heavy at 3e-3, the rest at 1e-3), stages 2-3 run -> (results, the post file)."""
+    rs = results({"attn_heavy": 3e-3})
+    suffix, doc = next_stage.plan(STAGE1, rs)
+    rs += run_doc(doc, stage2_dev, rs)
+    suffix, doc = next_stage.plan(STAGE1, rs)
+    assert suffix == "post"
+    return rs, doc
+
+
+def test_after_stage_2_the_post_file_holds_shuffled_lr_checks_and_rslora():
+    rs = results({"attn_heavy": 3e-3})
+    suffix, doc = next_stage.plan(STAGE1, rs)
+    rs += run_doc(doc, stage2_dev, rs)
+    suffix, doc = next_stage.plan(STAGE1, rs)
+    assert suffix == "post" and doc.get("training_path") == STAGE1.get("training_path")
+    got = {(b["strategy"][0], b.get("scaling", ["constant"])[0], tuple(b["budget"]), tuple(b["lr"]),
+            tuple(b["seed"])) for b in doc["grid"]}
+    assert got == {("shuffled:gradient", "constant", ("r8",), (1e-3,), (0, 1, 2, 3)),
+                   ("uniform", "constant", ("r1", "r32"), (3.33e-4, 1e-3, 3e-3), (0,)),
+                   ("attn_heavy", "rslora", ("r8",), (3e-3,), (0, 1, 2, 3)),
+                   ("ffn_heavy", "rslora", ("r8",), (1e-3,), (0, 1, 2, 3)),
+                   ("gradient", "rslora", ("r8",), (1e-3,), (0, 1, 2, 3))}
+
+
+def test_the_frontier_follows_uniforms_dev_checks_at_r1_and_r32():
+    rs, doc = post_stage()
+    # r1 prefers the highest checked lr (3e-3, an end: extend to 9e-3); r32 the middle one (1e-3)
+    best = {"r1": 3e-3, "r32": 1e-3, "r8": 1e-3}
+    dev = lambda c: 1 + abs(math.log10(c["lr"] / best[c["budget"]])) if c["budget"] != "r8" else stage2_dev(c)  # noqa
+    rs += run_doc(doc, dev, rs)
+    suffix, ext = next_stage.plan(STAGE1, rs)
+    assert suffix == "extend" and ext["grid"] == [{"strategy": ["uniform"], "lr": [pytest.approx(9e-3)],
+                                                    "seed": [0], "budget": ["r1"]}]
+    rs += run_doc(ext, dev, rs)
+    suffix, doc = next_stage.plan(STAGE1, rs)
+    assert suffix == "frontier" and all(b["seed"] == [0, 1, 2] for b in doc["grid"])
+    lrs = {(b["strategy"][0], b["budget"][0]): b["lr"][0] for b in doc["grid"]}
+    # log-linear between (1, 3e-3), (8, 1e-3), (32, 1e-3): r2 = 3e-3^(2/3) 1e-3^(1/3) = 2.08e-3, r4 = 1.44e-3
+    assert lrs == {("uniform", "r1"): 3e-3, ("uniform", "r2"): 2.08e-3, ("uniform", "r4"): 1.44e-3,
+                   ("uniform", "r16"): 1e-3, ("uniform", "r32"): 1e-3,
+                   ("attn_heavy", "r2"): 6.24e-3, ("attn_heavy", "r32"): 3e-3,
+                   ("gradient", "r2"): 2.08e-3, ("gradient", "r32"): 1e-3}
+
+
+@pytest.mark.parametrize("rank, checked, expected", [
+    (8, {1: 1e-3, 8: 2e-3, 32: 4e-3}, 2e-3), (2, {1: 1e-3, 8: 1e-3, 32: 1e-3}, 1e-3),
+    (16, {1: 1e-3, 8: 1e-3, 32: 4e-3}, 2e-3), (4, {1: 4e-3, 8: 1e-3, 32: 1e-3}, 1.59e-3)])
+def test_interpolated_lr_table(rank, checked, expected):
+    assert next_stage.interpolated_lr(rank, checked) == pytest.approx(expected)
+
+
 def test_an_unfinished_stage_1_is_refused():
     rs = [r for r in results({}) if not (r["config"]["strategy"] == "gradient" and r["config"]["lr"] == 1e-2)]
     with pytest.raises(SystemExit, match="gradient"):
-        next_stage.plan(STAGE1, lr_selection(rs))
+        next_stage.plan(STAGE1, rs)
 
 
 def test_lr_figure_draws_the_dev_curves_and_skips_without_cells(tmp_path, monkeypatch):

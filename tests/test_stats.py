@@ -140,6 +140,29 @@ def test_primary_endpoint_exact():
     assert a["note"] == b["note"] == ""
 
 
+@pytest.mark.parametrize("extra, expected", [
+    ({}, "eva"), ({"eva_rho": 2.0}, "eva"), ({"eva_rho": 1.0}, "eva[rho1]"), ({"scaling": "constant"}, "eva"),
+    ({"scaling": "rslora"}, "eva[rslora]"), ({"eva_rho": 1.0, "scaling": "rslora"}, "eva[rho1,rslora]"),
+    ({"eva_rho": None}, "eva")])
+def test_arm_table(extra, expected):
+    r = cell("eva", 0, 1e-3, 2, 2)
+    r["config"].update(extra)
+    assert stats.arm(r) == expected
+
+
+def test_variant_arms_are_compared_on_their_own_not_pooled():
+    """eva with rho 1 at seed 0 beside eva (rho 2) at the same lr is a second arm, not a duplicate cell."""
+    rs = v2_results()
+    for s in range(3):
+        r = cell("attn_heavy", s, 3e-4, 2.0, U_TEST[s] + 0.5)
+        r["config"]["scaling"] = "rslora"
+        rs.append(r)
+    rows = {r["strategy"]: r for r in stats.endpoint(rs, which="primary")}
+    assert set(rows) == {"attn_heavy", "attn_heavy[rslora]", "ffn_heavy"}
+    assert rows["attn_heavy"]["lr"] == 1e-4 and rows["attn_heavy"]["diffs"] == pytest.approx(A_DIFF)
+    assert rows["attn_heavy[rslora]"]["lr"] == 3e-4 and rows["attn_heavy[rslora]"]["diffs"] == pytest.approx([0.5] * 3)
+
+
 def test_secondary_endpoint_uses_uniforms_lr():
     a, b = stats.endpoint(v2_results(), which="secondary")
     assert a["lr"] == b["lr"] == 3e-4
