@@ -442,3 +442,13 @@ def test_submitit_bad_options_fail_in_one_line_before_anything_runs(defaults, ar
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and match in err, err
     assert not (submitit_env / "results").exists()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_grid_is_valid_and_pins_the_frozen_training_path(path):
+    """Each grid expands to valid configs; a pinned grid pins this code's training path, so a change of the
+    training-path code fails here until the grids are deliberately re-frozen (and their cells re-run)."""
+    doc = sweep.load_grid(path)
+    assert sweep.cells(doc)
+    if "training_path" in doc:
+        assert doc["training_path"] == provenance.training_path_hash()
