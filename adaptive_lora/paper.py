@@ -34,7 +34,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import stats
-from .writers import seed_spread_text
+from . import writers
+from .writers import fmt_lr, seed_spread_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper"
@@ -149,14 +150,6 @@ def join_words(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + (", and " if len(items) > 2 else " and ") + items[-1]
-
-
-def fmt_lr(lr: float) -> str:
-    """1e-3 -> $10^{-3}$, 3e-4 -> $3 \\times 10^{-4}$ (LaTeX math)."""
-    e = math.floor(math.log10(lr) + 1e-9)
-    m = lr / 10 ** e
-    mantissa = "" if abs(m - 1) < 1e-9 else f"{m:g} \\times "
-    return f"${mantissa}10^{{{e}}}$"
 
 
 def mean(values: list[float]) -> float:
@@ -1084,22 +1077,76 @@ def main_grid_macros(exps: dict[str, list[dict]], grid: Path = MAIN_GRID) -> dic
     return M
 
 
-def main_lr_figure(pdf: Path) -> str:
-    """The appendix section with the main grid's dev-loss-vs-lr figure, or nothing before the figure exists."""
+def main_lr_figure(pdf: Path, selection: list[dict]) -> str:
+    """The appendix section with the main grid's dev-loss-vs-lr figure and table (``writers.lr_grid_table``), or
+    nothing before the figure exists."""
     if not pdf.exists():
         return HEADER.format(src="paper/figures/") + "% no main-grid cell yet: no learning-rate appendix\n"
-    return HEADER.format(src="paper/figures/") + (
+    table = writers.table_latex(writers.lr_grid_table(selection))
+    return HEADER.format(src="paper/figures/ and results/main/") + (
         "\\clearpage\n\\section{Main grid: learning-rate selection}\\label{app:main-lr}\n\n"
         "The development loss of every stage-1 cell of the main grid committed so far "
-        "(Section~\\ref{sec:protocol-v2}), by strategy and learning rate; the test set plays no part in the choice.\n\n"
+        "(Section~\\ref{sec:protocol-v2}), by strategy and learning rate (Figure~\\ref{fig:lr-curves}, "
+        "Table~\\ref{tab:lr-grid}); the test set plays no part in the choice.\n\n"
         "\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{lr_curves}\n"
         "\\caption{Development loss against the peak learning rate per strategy (seed~0, stage~1 of the main grid). "
         "The large marker is the learning rate chosen; a hollow one is not yet bracketed by a worse value on both "
-        "sides.}\\label{fig:lr-curves}\n\\end{figure}\n")
+        "sides.}\\label{fig:lr-curves}\n\\end{figure}\n\n"
+        "\\begin{table}[htbp]\n\\centering\n\\caption{Development loss (nats per token, seed~0) of each stage-1 "
+        "cell by peak learning rate; bold: the selected learning rate (the argmin; ties go to the smaller one).}"
+        "\\label{tab:lr-grid}\n\\small\n" + table + "\\end{table}\n")
+
+
+def main_endpoint_rows(main: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(primary, secondary) endpoint rows of the main grid at MAIN_BUDGET with at least two seed pairs, from
+    ``report.protocol_v2`` (the report's statistics; nothing is recomputed here)."""
+    from .report import protocol_v2
+    primary, secondary, _ = protocol_v2(main)
+    keep = lambda rows: [r for r in rows if r["budget"] == MAIN_BUDGET and r["n_pairs"] >= 2]  # noqa: E731
+    return keep(primary), keep(secondary)
+
+
+def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tuple[dict[str, str], str]:
+    """The primary-endpoint sentence (macro) and main_results.tex: the endpoint table (and the forest figure once
+    drawn), or a comment while no strategy has two seeds at its selected learning rate."""
+    if not primary:
+        sentence = ("No strategy has two seeds at its selected learning rate yet, so the primary endpoint has no "
+                    "interval so far.")
+        return {"MainEndpointSentence": sentence}, HEADER.format(src="results/main/") + \
+            "% the primary endpoint needs two seeds per strategy: nothing to show yet\n"
+    groups: dict[str, list[str]] = {}
+    for r in primary:
+        groups.setdefault(r["verdict"], []).append(tt(r["strategy"]))
+    parts = [f"{join_words(names)}: {v}" for v, names in sorted(groups.items())]
+    n = sorted({r["n_pairs"] for r in primary})
+    seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
+    sentence = (f"With {seeds} paired seeds per strategy, the Holm-adjusted intervals of the primary endpoint "
+                f"(Table~\\ref{{tab:main-endpoint}}) give: " + "; ".join(parts) + ".")
+    body = writers.table_latex(writers.endpoint_table(primary + secondary, notes=False))
+    tex = HEADER.format(src="results/main/") + (
+        "\\begin{table}[htbp]\n\\centering\n\\caption{Main grid, test loss at \\MainBudget{}: each strategy minus "
+        "uniform rank at the same seed (negative: lower loss), at its own development-selected learning rate "
+        "(primary) and at uniform's (secondary). Unadjusted 95\\,\\% $t$ intervals beside Holm step-down "
+        "intervals; the verdict follows the adjusted interval.}\\label{tab:main-endpoint}\n"
+        "\\setlength{\\PaperFitTables}{\\linewidth}\\small\n" + body + "\\setlength{\\PaperFitTables}{0pt}\n"
+        "\\end{table}\n")
+    if forest.exists():
+        tex += ("\n\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{main_forest}\n\\caption{Main grid, primary "
+                "endpoint: mean paired difference to uniform rank with the unadjusted 95\\,\\% interval (thick) and "
+                "the Holm step-down interval (thin).}\\label{fig:main-forest}\n\\end{figure}\n")
+    return {"MainEndpointSentence": sentence}, tex
 
 
 def main_grid(ctx: Inputs) -> Section:
-    return main_grid_macros(ctx.exps), {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf")}
+    main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
+    selection = [s for s in stats.lr_selection(main) if s["curve"] and s["budget"] == MAIN_BUDGET]
+    if any(len(s["curve"]) > 1 for s in selection):   # as the figure: arms run at one lr only have no curve
+        selection = [s for s in selection if len(s["curve"]) > 1]
+    macros = main_grid_macros(ctx.exps)
+    m, results_tex = main_results(*main_endpoint_rows(main), ROOT / "paper" / "figures" / "main_forest.pdf")
+    return {**macros, **m}, {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf",
+                                                                  selection),
+                             "main_results.tex": results_tex}
 
 
 # ------------------------------------------------------------------------------------------------ build

@@ -295,20 +295,53 @@ def table_latex(t: Table, comment: str = "") -> str:
     return "\n".join(out + [r"\bottomrule", r"\end{tabular}", ""])
 
 
-def endpoint_table(rows: list[dict]) -> Table:
+def endpoint_table(rows: list[dict], notes: bool = True) -> Table:
     """The primary / secondary endpoint (``stats.endpoint`` rows, any number of groups): Δ = strategy − uniform
-    test loss, unadjusted and Holm step-down intervals side by side, Holm p, the verdict (adjusted interval)."""
+    test loss, unadjusted and Holm step-down intervals side by side, Holm p, the verdict (adjusted interval);
+    ``notes=False`` leaves the note column out (the paper's width)."""
     header = [text("strategy"), text("lr"), Cell("n", "$n$"), Cell("Δ vs uniform", r"$\Delta$ vs.\ uniform"),
               Cell("95 % CI", r"95\,\% CI"), Cell("Holm-adjusted CI", "Holm-adjusted CI"),
-              Cell("p (Holm)", r"$p_\mathrm{Holm}$"), text("verdict"), text("note")]
+              Cell("p (Holm)", r"$p_\mathrm{Holm}$"), text("verdict")] + ([text("note")] if notes else [])
     groups: dict[tuple, list[list[Cell]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
             [text(r["strategy"]), num(r["lr"], "g"), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
              interval(r["ci_low"], r["ci_high"]), interval(r["adj_ci_low"], r["adj_ci_high"]), pval(r["p_holm"]),
-             text(r["verdict"]), text(r["note"])])
-    return Table(header, "llrllllll", [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
-                                       for (m, d, b, e), rs in groups.items()])
+             text(r["verdict"])] + ([text(r["note"])] if notes else []))
+    return Table(header, "llrllll" + "l" * (1 + notes), [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
+                                                         for (m, d, b, e), rs in groups.items()])
+
+
+def lr_grid_table(selection: list[dict]) -> Table:
+    """``stats.lr_selection`` rows as a grid: one column per learning rate run (dev loss, seed 0; the selected
+    one marked * / bold), then the selected lr and whether a worse lr brackets it on both sides."""
+    lrs = sorted({lr for s in selection for lr, _ in s["curve"]})
+    header = [text("strategy")] + [Cell(f"{lr:g}", fmt_lr(lr)) for lr in lrs] + \
+        [text("selected"), text("bracketed")]
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for s in selection:
+        dev = dict(s["curve"])
+        row = [text(s["strategy"])]
+        for lr in lrs:
+            if lr not in dev:
+                row.append(Cell(DASH, "--"))
+            elif not math.isfinite(dev[lr]):
+                row.append(text("diverged"))
+            else:
+                c = num(dev[lr])
+                row.append(Cell(c.md + "*", rf"\textbf{{{c.tex}}}") if lr == s["lr"] else c)
+        row += [num(s["lr"], "g"), text("yes" if s["bracketed"] else "no")]
+        groups.setdefault((s["model"], s["data"], s["budget"]), []).append(row)
+    return Table(header, "l" + "r" * len(lrs) + "rl", [(f"{m}, {d}, budget {b}", rs)
+                                                       for (m, d, b), rs in groups.items()])
+
+
+def fmt_lr(lr: float) -> str:
+    """1e-3 -> $10^{-3}$, 3e-4 -> $3 \\times 10^{-4}$, 2.08e-3 -> $2.08 \\times 10^{-3}$ (LaTeX math)."""
+    e = math.floor(math.log10(lr) + 1e-9)
+    m = lr / 10 ** e
+    mantissa = "" if abs(m - 1) < 1e-9 else f"{m:.3g} \\times "
+    return f"${mantissa}10^{{{e}}}$"
 
 
 def lr_table(selection: list[dict]) -> Table:

@@ -30,10 +30,12 @@ from adaptive_lora.results import ROOT, load_results, results_root  # noqa: E402
 DEFAULT_OUT = ROOT / "paper" / "figures"
 
 
-def parse_args(description: str, argv=None, budget: bool = False, extra=None) -> argparse.Namespace:
+def parse_args(description: str, argv=None, budget: bool = False, extra=None,
+               default_exp: str = "pilot") -> argparse.Namespace:
     """--exp, --out (and --budget); ``extra(parser)`` adds a script's own options."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--exp", default="pilot", help="experiment name (results/<exp>/; ADAPTIVE_LORA_RESULTS moves it)")
+    ap.add_argument("--exp", default=default_exp,
+                    help="experiment name (results/<exp>/; ADAPTIVE_LORA_RESULTS moves it)")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the PDF and PNG")
     if budget:
         ap.add_argument("--budget", default=None, help="budget group to plot (default: the one with most strategies)")

@@ -21,7 +21,7 @@ from adaptive_lora.stats import lr_selection  # noqa: E402
 
 
 def main(argv=None) -> int:
-    a = parse_args(__doc__.split("\n")[0], argv)
+    a = parse_args(__doc__.split("\n")[0], argv, default_exp="main")
     sel = [s for s in lr_selection(load(a.exp)) if s["curve"]]
     if not sel:
         return skip(f"no protocol-v2 cell with a dev loss in results/{a.exp}/")

@@ -270,7 +270,7 @@ def referenced_figures() -> set[str]:
 
 def test_every_figure_file_is_referenced():
     names = referenced_figures()
-    main_grid = {"lr_curves"} if (PAPER / "figures" / "lr_curves.pdf").exists() else set()  # once it has cells
+    main_grid = {n for n in ("lr_curves", "main_forest") if (PAPER / "figures" / f"{n}.pdf").exists()}  # with cells
     assert names == {"forest", "params_vs_loss", "rank_per_layer", "pareto", "loss_curves"} | main_grid
     files = [p for p in (PAPER / "figures").glob("*") if p.is_file() and not p.name.startswith(".")]
     unused = sorted(p.name for p in files if p.stem not in names)
@@ -573,3 +573,74 @@ def test_citation_zenodo_and_license_agree_with_the_paper_metadata():
     lic = (ROOT / "LICENSE").read_text()
     assert lic.startswith("MIT License") and "Copyright (c) 2026 Taylor Mohney and contributors" in lic
     assert "CC BY-NC 4.0" in lic and "GSM8K" in lic and "Copyright (c) 2021 OpenAI" in lic
+
+
+# --------------------------------------------------------------------------------------------- main grid (v2)
+def v2_cells() -> list[dict]:
+    """Synthetic protocol-v2 cells at r8: uniform picks 3e-4 on dev, attn_heavy 1e-4 (better by 0.1 at every
+    seed, give or take 0.01), ffn_heavy 3e-4 (no effect); the test losses at the unchosen lrs are decoys."""
+    out = []
+    uni = [1.80, 1.82, 1.79]
+    for s in range(3):
+        for strategy, lr, dev, test in (("uniform", 1e-4, 2.5, 9.0), ("uniform", 3e-4, 2.4, uni[s]),
+                                        ("attn_heavy", 1e-4, 2.3, uni[s] - 0.1 + 0.01 * (s - 1)),
+                                        ("attn_heavy", 3e-4, 2.35, 9.0), ("ffn_heavy", 1e-4, 2.6, 9.0),
+                                        ("ffn_heavy", 3e-4, 2.5, uni[s] + 0.02 * (s - 1))):
+            out.append({"run_id": f"{strategy}-{lr:g}-{s}", "dev_loss": dev, "eval_loss": test,
+                        "config": {"model": "smollm2-135m", "data": "alpaca", "budget": "r8", "strategy": strategy,
+                                   "seed": s, "lr": lr},
+                        "provenance": {"training_path_hash": "h1"}})
+    return out
+
+
+def test_main_results_table_and_sentence_from_the_reports_statistics(tmp_path):
+    from adaptive_lora import paper
+    primary, secondary = paper.main_endpoint_rows(v2_cells())
+    assert [(r["strategy"], r["lr"], r["n_pairs"], r["verdict"]) for r in primary] == [
+        ("attn_heavy", 1e-4, 3, "better"), ("ffn_heavy", 3e-4, 3, "no detectable difference")]
+    macros, tex = paper.main_results(primary, secondary, tmp_path / "absent.pdf")
+    assert macros["MainEndpointSentence"] == (
+        "With 3 paired seeds per strategy, the Holm-adjusted intervals of the primary endpoint "
+        "(Table~\\ref{tab:main-endpoint}) give: \\texttt{attn\\_heavy}: better; \\texttt{ffn\\_heavy}: no "
+        "detectable difference.")
+    assert "\\label{tab:main-endpoint}" in tex and "$-$0.1000" in tex and "primary endpoint" in tex
+    assert "secondary endpoint" in tex and "main_forest" not in tex           # no figure file: no figure
+    (tmp_path / "f.pdf").write_bytes(b"%PDF")
+    assert "\\PaperGraphic{main_forest}" in paper.main_results(primary, secondary, tmp_path / "f.pdf")[1]
+    # one seed per strategy: no interval, nothing to show, and the sentence says so
+    one = [r for r in v2_cells() if r["config"]["seed"] == 0]
+    macros, tex = paper.main_results(*paper.main_endpoint_rows(one), tmp_path / "f.pdf")
+    assert macros["MainEndpointSentence"].startswith("No strategy has two seeds") and "tabular" not in tex
+
+
+def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import _plotting
+    import fig_main_forest
+    monkeypatch.setenv("ADAPTIVE_LORA_RESULTS", str(tmp_path / "results"))
+    (tmp_path / "results" / "main").mkdir(parents=True)
+    out = tmp_path / "fig"
+    out.mkdir()
+    (out / "main_forest.pdf").write_text("stale")
+    assert fig_main_forest.main(["--out", str(out)]) == 0 and not (out / "main_forest.pdf").exists()
+    for r in v2_cells():
+        (tmp_path / "results" / "main" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    figs = []
+    monkeypatch.setattr(fig_main_forest, "save", lambda fig, o, stem: figs.append((fig, stem)))
+    assert fig_main_forest.main(["--out", str(out)]) == 0 and [s for _, s in figs] == ["main_forest"]
+    fig = figs[0][0]
+    assert round(fig.get_size_inches()[0], 3) == _plotting.WIDTH and _plotting.small_texts(fig) == []
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["attn_heavy (lr 0.0001, n = 3)", "ffn_heavy (lr 0.0003, n = 3)"]
+    _plotting.plt.close(fig)
+
+
+def test_lr_grid_table_marks_the_selected_lr():
+    from adaptive_lora import stats, writers
+    sel = stats.lr_selection(v2_cells())
+    t = writers.lr_grid_table(sel)
+    md = writers.table_markdown(t)
+    assert "| uniform | 2.5000 | 2.4000* | 0.0003 | no |" in md       # 2 lrs: the argmin is at an end
+    assert "| attn_heavy | 2.3000* | 2.3500 | 0.0001 | no |" in md
+    assert "\\textbf{2.4000}" in writers.table_latex(t) and "$3 \\times 10^{-4}$" in writers.table_latex(t)
+

@@ -1,0 +1,71 @@
+"""Figure: the main grid's primary endpoint (protocol v2) as a forest plot, unadjusted and Holm-adjusted.
+
+For each strategy at its own dev-selected learning rate: test loss minus uniform's at the same seed, mean over the
+paired seeds (``adaptive_lora.report.protocol_v2`` -> ``stats.endpoint``), with the unadjusted 95 % t interval
+(thick) and the Holm step-down interval (thin), sorted from lowest (best) to highest, a dashed line at zero, and
+the verdict (which follows the adjusted interval) on the right. Only strategies with at least two seed pairs are
+drawn; the figure is skipped while none has.
+
+python scripts/fig_main_forest.py [--exp main] [--budget r8] [--out paper/figures] -> <out>/main_forest.{pdf,png}
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from matplotlib.ticker import MaxNLocator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _plotting import figure, load, parse_args, save, skip  # noqa: E402
+
+from adaptive_lora.report import protocol_v2  # noqa: E402
+
+
+def fmt(x: float) -> str:
+    return f"{x:+.4f}".replace("-", "\u2212")
+
+
+def rows_of(results: list[dict], budget: str) -> list[dict]:
+    primary, _, _ = protocol_v2(results)
+    rows = [r for r in primary if r["budget"] == budget and r["n_pairs"] >= 2 and math.isfinite(r["diff_mean"])]
+    return sorted(rows, key=lambda r: (r["diff_mean"], r["strategy"]))
+
+
+def main(argv=None) -> int:
+    a = parse_args(__doc__.split("\n")[0], argv, budget=True, default_exp="main")
+    budget = a.budget or "r8"
+    rows = rows_of(load(a.exp), budget)
+    if not rows:
+        for ext in ("pdf", "png"):   # a figure of cells that are gone would be stale
+            (Path(a.out) / f"main_forest.{ext}").unlink(missing_ok=True)
+        return skip(f"no strategy with two seed pairs at {budget} in results/{a.exp}/")
+    fig = figure(0.34 * len(rows) + 1.0)
+    ax = fig.add_subplot(1, 1, 1)
+    y = list(range(len(rows)))[::-1]
+    for yi, r in zip(y, rows):
+        for lo, hi, lw in ((r["adj_ci_low"], r["adj_ci_high"], 0.9), (r["ci_low"], r["ci_high"], 2.6)):
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.plot([lo, hi], [yi, yi], color="k", lw=lw, solid_capstyle="butt")
+        ax.plot([r["diff_mean"]], [yi], "o", color="k", mfc="white", ms=5, zorder=3)
+    ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
+    xs = [0.0] + [v for r in rows for v in (r["adj_ci_low"], r["adj_ci_high"], r["diff_mean"]) if math.isfinite(v)]
+    span = max(xs) - min(xs) or 1e-3
+    ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks(y, [f"{r['strategy']} (lr {r['lr']:g}, n = {r['n_pairs']})" for r in rows])
+    right = ax.twinx()
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(y, [f"{fmt(r['diff_mean'])}  {r['verdict']}" for r in rows])
+    right.tick_params(axis="y", length=0)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlabel("test loss − uniform's at the same seed (nats); below 0: lower loss")
+    model, data = rows[0]["model"], rows[0]["data"]
+    fig.suptitle(f"{model} · {data} · budget {budget}, each at its own lr: 95 % CI (thick), Holm-adjusted (thin)")
+    save(fig, a.out, "main_forest")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
