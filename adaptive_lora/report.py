@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .stats import (ALPHA, BASELINES, CONF, DELTA, NAN, POWER, REFERENCE, _by_seed, _finite,  # noqa: F401
-                    _grouped, _pooled_sd, _strategy_order, at_selected_lr, is_v2, data_label, endpoint, group_key, holm,
+                    arm, reference_endpoint, _grouped, _pooled_sd, _strategy_order, at_selected_lr, is_v2, data_label, endpoint, group_key, holm,
                     lr_selection, mean_ci, paired_power, paired_test, sd_upper, seed_spread, seeds_needed, summarize)
 from .writers import (BASELINES_SHOWN, CSV_COLUMNS, DASH, _csv_value, _f, _groups, _p, _params,  # noqa: F401
                       latex_escape, protocol_v2_markdown, seed_spread_markdown, seed_spread_text,
@@ -32,6 +32,50 @@ def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[di
     return primary, secondary, lr_selection(v2)
 
 
+PRIOR_REFERENCE = REFERENCE      # the prior study's baseline: every module at its rank (= uniform)
+
+
+def prior_setting(results: list[dict], allow_mixed: bool = False) -> list[dict]:
+    """The prior setting's comparisons (EXPERIMENTS.md, Part 2, D), for cells with ``split: prior``: each placement
+    against uniform at the reference budget (the budget uniform ran at, e.g. r16), paired by seed, (i) at its
+    natural budget (any other budget) and (ii) at the matched budget, on the 500 held-out examples
+    (``transfer_loss``, primary) and on the prior 20 (``eval_loss``). Holm within each (comparison, metric)."""
+    cells = [r for r in results if r["config"].get("split") == "prior" and _finite(r.get("eval_loss"))]
+    ref_budgets = sorted({str(r["config"]["budget"]) for r in cells if arm(r) == PRIOR_REFERENCE})
+    if len(ref_budgets) != 1:
+        return []
+    ref = (PRIOR_REFERENCE, ref_budgets[0])
+    arms = sorted({(arm(r), str(r["config"]["budget"])) for r in cells} - {ref})
+    rows = []
+    for metric in ("transfer_loss", "eval_loss"):
+        if not any(_finite(r.get(metric)) for r in cells):
+            continue
+        for kind, chosen in (("natural", [a for a in arms if a[1] != ref[1]]),
+                             ("matched", [a for a in arms if a[1] == ref[1]])):
+            if chosen:
+                for row in reference_endpoint(cells, ref, chosen, metric, allow_mixed=allow_mixed):
+                    rows.append({**row, "comparison": kind})
+    return rows
+
+
+def prior_setting_markdown(rows: list[dict]) -> list[str]:
+    """summary.md's section for the prior setting (empty without prior-split cells)."""
+    if not rows:
+        return []
+    from .writers import endpoint_table, table_markdown
+    out = ["## The prior study's setting: placements against all modules (uniform)", "",
+           "Δ = loss of the placement − uniform's at the reference budget, paired by seed (negative = better); "
+           "natural = each placement at its own count (the prior comparison), matched = the same count. "
+           "transfer_loss = the 500 held-out examples (primary), eval_loss = the prior 20. Holm within each "
+           "comparison and metric; the verdict follows the adjusted interval.", ""]
+    for kind in ("natural", "matched"):
+        for metric in ("transfer_loss", "eval_loss"):
+            sub = [r for r in rows if r["comparison"] == kind and r["endpoint"] == metric]
+            if sub:
+                out += [f"### {kind} budgets, {metric}", "", table_markdown(endpoint_table(sub))]
+    return out
+
+
 def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_dir: Path | None,
                  allow_mixed: bool = False) -> list[Path]:
     warns: list[str] = []
@@ -40,7 +84,8 @@ def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_
     summary_dir.mkdir(parents=True, exist_ok=True)
     written = []
     md = summary_markdown(rows, experiment, warns, seed_spread(chosen))
-    extra = protocol_v2_markdown(*protocol_v2(results, allow_mixed))
+    extra = protocol_v2_markdown(*protocol_v2(results, allow_mixed)) + \
+        prior_setting_markdown(prior_setting(results, allow_mixed))
     if extra:
         md = md.rstrip("\n") + "\n\n" + "\n".join(extra)
     for name, text in (("summary.csv", to_csv(rows)), ("summary.md", md)):

@@ -580,33 +580,41 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
     key, cells = _one_group(results, budget, model, data)
     uni_lr = select_lr(cells, REFERENCE, budget=key[2], model=key[0], data=key[1])["lr"]
     ref = _at_lr(cells, REFERENCE, uni_lr)
-    rows = []
+    entries = []
     for s in _strategy_order(arm(r) for r in cells):
         if s == REFERENCE:
             continue
         lr = select_lr(cells, s, budget=key[2], model=key[0], data=key[1])["lr"] if which == "primary" else uni_lr
-        mine = _at_lr(cells, s, lr)
+        pre = ["no lr selected for uniform"] if uni_lr is None else ["no lr selected"] if lr is None else []
+        entries.append(({"model": key[0], "data": key[1], "budget": key[2], "strategy": s, "endpoint": which,
+                         "lr": lr, "ref_lr": uni_lr}, _at_lr(cells, s, lr), ref, pre))
+    return paired_contrasts(entries, "eval_loss", alpha, allow_mixed)
+
+
+def paired_contrasts(entries: list[tuple[dict, dict, dict, list[str]]], metric: str = "eval_loss",
+                     alpha: float = ALPHA, allow_mixed: bool = False) -> list[dict]:
+    """Arm minus reference on ``metric``, paired by seed, Holm over the entries: the core of ``endpoint`` and
+    ``reference_endpoint``. ``entries``: (row fields, {seed: arm cell}, {seed: reference cell}, leading notes).
+    Each row gains ``n_pairs``, ``seeds``, ``diffs``, ``diff_mean``, ``ci_low``/``ci_high``, ``p``, ``p_holm``,
+    ``step``/``level``/``adj_ci_low``/``adj_ci_high`` (``holm_intervals``), ``verdict`` and ``note``."""
+    rows = []
+    for base, mine, ref, pre in entries:
         both = sorted(sd for sd in mine if sd in ref)
-        seeds = [sd for sd in both if _finite(mine[sd].get("eval_loss")) and _finite(ref[sd].get("eval_loss"))]
-        notes = sorted({check_pair(mine[sd], ref[sd], allow_mixed) for sd in seeds} - {""})
+        seeds = [sd for sd in both if _finite(mine[sd].get(metric)) and _finite(ref[sd].get(metric))]
+        notes = list(pre) + sorted({check_pair(mine[sd], ref[sd], allow_mixed) for sd in seeds} - {""})
         if len(seeds) < len(both):
-            notes.append("no finite eval_loss at seed(s) " + " ".join(str(sd) for sd in both if sd not in seeds))
-        if uni_lr is None:
-            notes.insert(0, "no lr selected for uniform")
-        elif lr is None:
-            notes.insert(0, "no lr selected")
-        a = [mine[sd]["eval_loss"] for sd in seeds]
-        b = [ref[sd]["eval_loss"] for sd in seeds]
+            notes.append(f"no finite {metric} at seed(s) " + " ".join(str(sd) for sd in both if sd not in seeds))
+        a = [mine[sd][metric] for sd in seeds]
+        b = [ref[sd][metric] for sd in seeds]
         pt = paired_test(a, b, 1 - alpha) if seeds else {"n_pairs": 0, "diff_mean": NAN, "diff_ci_low": NAN,
                                                          "diff_ci_high": NAN, "p": NAN}
         if 0 < len(seeds) < 2:
             notes.append("pairs<2: no CI/p")
         elif len(seeds) >= 2 and not _finite(pt["p"]):
             notes.append("constant paired difference: no t-test")
-        rows.append({"model": key[0], "data": key[1], "budget": key[2], "strategy": s, "endpoint": which,
-                     "lr": lr, "ref_lr": uni_lr, "n_pairs": len(seeds), "seeds": seeds,
-                     "diffs": [x - y for x, y in zip(a, b)], "diff_mean": pt["diff_mean"],
-                     "ci_low": pt["diff_ci_low"], "ci_high": pt["diff_ci_high"], "p": pt["p"], "note": notes})
+        rows.append({**base, "n_pairs": len(seeds), "seeds": seeds, "diffs": [x - y for x, y in zip(a, b)],
+                     "diff_mean": pt["diff_mean"], "ci_low": pt["diff_ci_low"], "ci_high": pt["diff_ci_high"],
+                     "p": pt["p"], "note": notes})
     for row, p in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = p
     for row, adj in zip(rows, holm_intervals(rows, alpha)):
@@ -614,6 +622,36 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
                    adj_ci_high=adj["adj_ci_high"], verdict=verdict(adj["adj_ci_low"], adj["adj_ci_high"]))
         row["note"] = "; ".join(row["note"])
     return rows
+
+
+def reference_endpoint(results: list[dict], reference: tuple[str, str], arms: list[tuple[str, str]],
+                       metric: str = "eval_loss", alpha: float = ALPHA, allow_mixed: bool = False) -> list[dict]:
+    """Arms given as (arm, budget) against one reference (arm, budget), paired by seed, across budgets: the prior
+    setting's natural-budget comparison (each placement at its own count vs all modules at r16), where the
+    groups of ``endpoint`` (one budget) do not apply. No learning rate is selected: each (arm, budget) must have
+    one cell per seed (else UserError). Rows as ``endpoint``'s, with ``strategy`` = the arm, ``budget``, ``lr``,
+    ``ref_budget``, ``endpoint`` = metric. Holm over ``arms``."""
+    def by_seed(name: str, budget: str) -> dict[int, dict]:
+        out: dict[int, dict] = {}
+        for r in results:
+            if arm(r) == name and str(r["config"]["budget"]) == str(budget):
+                sd = r["config"]["seed"]
+                if sd in out:
+                    raise UserError(f"two cells of {name} at {budget}, seed {sd}: {out[sd].get('run_id')} and "
+                                    f"{r.get('run_id')}")
+                out[sd] = r
+        return out
+    ref = by_seed(*reference)
+    entries = []
+    for name, budget in arms:
+        mine = by_seed(name, budget)
+        first = next(iter(mine.values()), None)
+        base = {"model": first["config"]["model"] if first else None,
+                "data": first["config"]["data"] if first else None, "budget": str(budget), "strategy": name,
+                "endpoint": metric, "lr": first["config"].get("lr") if first else None,
+                "ref_budget": str(reference[1])}
+        entries.append((base, mine, ref, [] if mine else ["no cell"]))
+    return paired_contrasts(entries, metric, alpha, allow_mixed)
 
 
 def block_anova(table: dict[str, dict[int, float]], reference: str = REFERENCE, alpha: float = ALPHA) -> dict:

@@ -356,3 +356,24 @@ def test_seeds_are_sized_for_the_smallest_effect_detected_after_holm():
     assert "Sized for the smallest effect the pilot detected (attn_heavy, 0.0042 nats" in report.seed_spread_text(s)
     (t,) = report.seed_spread([r for r in rs if r["config"]["strategy"] != "attn_heavy"])
     assert t["delta_source"] is None and t["delta"] == report.DELTA
+
+
+def test_prior_setting_section_compares_natural_and_matched_budgets():
+    def c(strategy, budget, seed, held, twenty):
+        return {"run_id": f"{strategy}-{budget}-{seed}", "eval_loss": twenty, "transfer_loss": held,
+                "config": {"model": "smollm2-135m", "data": "alpaca", "split": "prior", "strategy": strategy,
+                           "budget": budget, "seed": seed, "lr": 2e-4}}
+    rs = []
+    for s in range(3):
+        rs += [c("uniform", "r16", s, 1.5 + 0.01 * s, 2.0), c("attention_only", "r16", s, 1.52 + 0.01 * s, 2.1),
+               c("attention_only", "1843200", s, 1.6 + 0.01 * s + 0.001 * s * s, 2.2)]
+    rows = report.prior_setting(rs)
+    got = {(r["comparison"], r["endpoint"], r["strategy"], r["budget"]): r for r in rows}
+    assert set(got) == {("natural", m, "attention_only", "1843200") for m in ("transfer_loss", "eval_loss")} | \
+        {("matched", m, "attention_only", "r16") for m in ("transfer_loss", "eval_loss")}
+    assert got[("natural", "transfer_loss", "attention_only", "1843200")]["diffs"] == \
+        pytest.approx([0.1, 0.101, 0.104])
+    assert got[("matched", "transfer_loss", "attention_only", "r16")]["diff_mean"] == pytest.approx(0.02)
+    md = "\n".join(report.prior_setting_markdown(rows))
+    assert "### natural budgets, transfer_loss" in md and "### matched budgets, eval_loss" in md
+    assert report.prior_setting([r for r in rs if r["config"]["strategy"] != "uniform"]) == []   # no reference

@@ -370,3 +370,29 @@ def test_endpoint_losses_feed_the_block_anova():
     assert (ca["diff"], cb["diff"]) == (pytest.approx(-0.11), pytest.approx(0.2))
     sec = stats.endpoint_losses(v2_results(), which="secondary")
     assert sec["attn_heavy"] == pytest.approx({0: 3.0, 1: 3.1, 2: 3.3})
+
+
+def test_reference_endpoint_pairs_across_budgets_on_the_chosen_metric():
+    """The prior setting: placements at their natural budgets against uniform at r16, on transfer_loss."""
+    rs = []
+    for s in range(3):
+        u = cell("uniform", s, 2e-4, NAN, 2.0, budget="r16")
+        u["transfer_loss"] = 1.50 + 0.01 * s
+        a = cell("attention_only", s, 2e-4, NAN, 2.0, budget="1843200")
+        a["transfer_loss"] = u["transfer_loss"] + [0.05, 0.06, 0.07][s]
+        f = cell("ffn_in", s, 2e-4, NAN, 2.0, budget="2027520")
+        f["transfer_loss"] = u["transfer_loss"] + [0.01, -0.01, 0.0][s]
+        m = cell("attention_only", s, 2e-4, NAN, 9.0, budget="r16")     # same arm, other budget: not used
+        rs += [u, a, f, m]
+    rows = stats.reference_endpoint(rs, ("uniform", "r16"), [("attention_only", "1843200"), ("ffn_in", "2027520")],
+                                    metric="transfer_loss")
+    a, f = rows
+    assert (a["strategy"], a["budget"], a["ref_budget"], a["n_pairs"]) == ("attention_only", "1843200", "r16", 3)
+    assert a["diffs"] == pytest.approx([0.05, 0.06, 0.07]) and a["diff_mean"] == pytest.approx(0.06)
+    assert f["diffs"] == pytest.approx([0.01, -0.01, 0.0]) and f["verdict"] == "no detectable difference"
+    # attention_only: t = 0.06 / (0.01 / sqrt 3) = 6 sqrt 3 on 2 df; Holm step 1 at level 1 - 0.05/2
+    assert a["p"] == pytest.approx(t2_p(6 * math.sqrt(3))) and a["p_holm"] == pytest.approx(2 * a["p"])
+    assert a["verdict"] == "worse" and a["level"] == pytest.approx(0.975)
+    dup = rs + [cell("uniform", 0, 2e-4, NAN, 2.0, budget="r16", run_id="again")]
+    with pytest.raises(UserError, match="two cells of uniform at r16, seed 0"):
+        stats.reference_endpoint(dup, ("uniform", "r16"), [("ffn_in", "2027520")])
