@@ -53,9 +53,10 @@ MAIN_EXP := main
 main-figures: setup
 	@if ls $(RESULTS_DIR)/$(MAIN_EXP)/*.json >/dev/null 2>&1; then \
 		$(PY) -m adaptive_lora report $(MAIN_EXP) --no-paper && $(PY) scripts/fig_lr_curves.py --exp $(MAIN_EXP) && \
-		$(PY) scripts/fig_main_forest.py --exp $(MAIN_EXP); \
+		$(PY) scripts/fig_main_forest.py --exp $(MAIN_EXP) && $(PY) scripts/fig_replications.py; \
 	else echo "main grid: no result in $(RESULTS_DIR)/$(MAIN_EXP)/ yet (stale outputs removed)"; \
-		rm -f $(RESULTS_DIR)/$(MAIN_EXP)/summary.md $(RESULTS_DIR)/$(MAIN_EXP)/summary.csv paper/figures/lr_curves.* paper/figures/main_forest.*; fi
+		rm -f $(RESULTS_DIR)/$(MAIN_EXP)/summary.md $(RESULTS_DIR)/$(MAIN_EXP)/summary.csv paper/figures/lr_curves.* paper/figures/main_forest.* \
+		paper/figures/replications.*; fi
 
 # The paper (paper/): figures, tables and numbers regenerated from the committed results, then main.pdf (latexmk:
 # pdflatex + bibtex, build files in paper/build/) and draft.md (the same sources in Markdown, converted by pandoc).

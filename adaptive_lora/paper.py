@@ -1137,6 +1137,25 @@ def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tu
     return {"MainEndpointSentence": sentence}, tex
 
 
+def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
+    """The replications' status sentence (macro) and replications.tex (their figure once drawn)."""
+    from .report import REPLICATIONS
+    done = [(label, len([r for r in exps.get(exp, []) if "eval_loss" in r])) for exp, label in REPLICATIONS[1:]]
+    ran = [f"{label.split(':')[0]} ({n} cell{'s' * (n != 1)})" for label, n in done if n]
+    sentence = ("No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and "
+                "analysis." if not ran else
+                f"Replications with committed cells: {join_words(ran)}"
+                + (" (Figure~\\ref{fig:replications})." if pdf.exists() else "; none has two seeds per strategy yet."))
+    tex = HEADER.format(src="results/replication_*/")
+    if pdf.exists():
+        tex += ("\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{replications}\n\\caption{Part~1's primary "
+                "effects beside its replications: mean paired difference to uniform rank, unadjusted 95\\,\\% "
+                "interval (thick) and Holm step-down interval (thin).}\\label{fig:replications}\n\\end{figure}\n")
+    else:
+        tex += "% no replication with two seeds per strategy yet: no figure\n"
+    return {"ReplicationSentence": sentence}, tex
+
+
 def main_grid(ctx: Inputs) -> Section:
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = [s for s in stats.lr_selection(main) if s["curve"] and s["budget"] == MAIN_BUDGET]
@@ -1144,9 +1163,10 @@ def main_grid(ctx: Inputs) -> Section:
         selection = [s for s in selection if len(s["curve"]) > 1]
     macros = main_grid_macros(ctx.exps)
     m, results_tex = main_results(*main_endpoint_rows(main), ROOT / "paper" / "figures" / "main_forest.pdf")
-    return {**macros, **m}, {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf",
-                                                                  selection),
-                             "main_results.tex": results_tex}
+    rm, rep_tex = replications(ctx.exps, ROOT / "paper" / "figures" / "replications.pdf")
+    return {**macros, **m, **rm}, {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf",
+                                                                        selection),
+                                   "main_results.tex": results_tex, "replications.tex": rep_tex}
 
 
 # ------------------------------------------------------------------------------------------------ build

@@ -76,6 +76,32 @@ def prior_setting_markdown(rows: list[dict]) -> list[str]:
     return out
 
 
+# Part 1 and its replications (EXPERIMENTS.md, Part 2), in the order the paper shows them: (experiment, label).
+REPLICATIONS = (("main", "part 1 (SmolLM2, Alpaca, 125 steps)"), ("replication_long", "A: 500 steps"),
+                ("replication_gsm8k", "B: GSM8K"), ("replication_gemma", "C: Gemma-3-270M"),
+                ("replication_prior", "D: prior setting (matched, 500 held-out)"))
+
+
+def replication_effects(exps: dict[str, list[dict]], budget: str = "r8") -> list[tuple[str, list[dict]]]:
+    """[(label, rows)] for part 1 and each replication with at least one strategy of two or more seed pairs: the
+    primary endpoint at ``budget`` (``protocol_v2``) for protocol-v2 experiments, the matched comparison on the
+    500 held-out examples for the prior setting (``prior_setting``). Rows are ``endpoint`` rows."""
+    out = []
+    for exp, label in REPLICATIONS:
+        results = [r for r in exps.get(exp, []) if "eval_loss" in r]
+        if not results:
+            continue
+        if exp == "replication_prior":
+            rows = [r for r in prior_setting(results) if r["comparison"] == "matched"
+                    and r["endpoint"] == "transfer_loss"]
+        else:
+            rows = [r for r in protocol_v2(results)[0] if r["budget"] == budget]
+        rows = [r for r in rows if r["n_pairs"] >= 2]
+        if rows:
+            out.append((label, rows))
+    return out
+
+
 def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_dir: Path | None,
                  allow_mixed: bool = False) -> list[Path]:
     warns: list[str] = []

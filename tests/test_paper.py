@@ -644,3 +644,30 @@ def test_lr_grid_table_marks_the_selected_lr():
     assert "| attn_heavy | 2.3000* | 2.3500 | 0.0001 | no |" in md
     assert "\\textbf{2.4000}" in writers.table_latex(t) and "$3 \\times 10^{-4}$" in writers.table_latex(t)
 
+
+
+def test_replications_figure_puts_each_replication_beside_part_1(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import _plotting
+    import fig_replications
+    monkeypatch.setenv("ADAPTIVE_LORA_RESULTS", str(tmp_path / "results"))
+    for exp in ("main", "replication_gsm8k"):
+        (tmp_path / "results" / exp).mkdir(parents=True)
+        for r in v2_cells():
+            (tmp_path / "results" / exp / f"{r['run_id']}.json").write_text(json.dumps(r))
+    out = tmp_path / "fig"
+    figs = []
+    monkeypatch.setattr(fig_replications, "save", lambda fig, o, stem: figs.append((fig, stem)))
+    assert fig_replications.main(["--out", str(out)]) == 0 and [s for _, s in figs] == ["replications"]
+    fig = figs[0][0]
+    assert _plotting.small_texts(fig) == []
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["part 1 (SmolLM2, Alpaca, 125 steps)", "attn_heavy (n = 3): better",
+                      "ffn_heavy (n = 3): no detectable difference", "B: GSM8K", "attn_heavy (n = 3): better",
+                      "ffn_heavy (n = 3): no detectable difference"]
+    _plotting.plt.close(fig)
+    # part 1 alone: no replication figure (the main forest shows it)
+    import shutil as sh
+    sh.rmtree(tmp_path / "results" / "replication_gsm8k")
+    figs.clear()
+    assert fig_replications.main(["--out", str(out)]) == 0 and figs == []
