@@ -1156,6 +1156,24 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     return {"ReplicationSentence": sentence}, tex
 
 
+def main_robustness(rows: list[dict]) -> str:
+    """The appendix section with the pre-specified robustness checks of the primary endpoint
+    (``report.protocol_v2_robustness``), or nothing while no strategy has two seed pairs."""
+    if not rows:
+        return HEADER.format(src="results/main/") + "% no strategy with two seed pairs yet: no robustness section\n"
+    body = writers.table_latex(writers.robustness_table(rows, notes=False))
+    return HEADER.format(src="results/main/") + (
+        "\\section{Main grid: robustness of the primary endpoint}\\label{app:main-robustness}\n\n"
+        "The checks fixed in the analysis plan beside the paired $t$ intervals of Table~\\ref{tab:main-endpoint}: "
+        "a two-way model with strategy fixed and seed as a block (pooled residual variance, Holm over the "
+        "strategies), a paired bootstrap over the test examples (" + tex_int(stats.BOOT_REPS) + " replicates; test-set "
+        "sampling only, not training noise), and the parameter multiple at which uniform rank reaches the "
+        "strategy's mean test loss (read off uniform's frontier without extrapolation; a dash while the frontier is not run).\n\n"
+        "\\begin{table}[htbp]\n\\centering\n\\caption{Robustness of the main grid's primary endpoint at "
+        "\\MainBudget{}.}\\label{tab:main-robustness}\n\\setlength{\\PaperFitTables}{\\linewidth}\\small\n" + body +
+        "\\setlength{\\PaperFitTables}{0pt}\n\\end{table}\n")
+
+
 def main_grid(ctx: Inputs) -> Section:
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = [s for s in stats.lr_selection(main) if s["curve"] and s["budget"] == MAIN_BUDGET]
@@ -1163,10 +1181,13 @@ def main_grid(ctx: Inputs) -> Section:
         selection = [s for s in selection if len(s["curve"]) > 1]
     macros = main_grid_macros(ctx.exps)
     m, results_tex = main_results(*main_endpoint_rows(main), ROOT / "paper" / "figures" / "main_forest.pdf")
+    from .report import protocol_v2_robustness
+    robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     rm, rep_tex = replications(ctx.exps, ROOT / "paper" / "figures" / "replications.pdf")
     return {**macros, **m, **rm}, {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf",
                                                                         selection),
-                                   "main_results.tex": results_tex, "replications.tex": rep_tex}
+                                   "main_results.tex": results_tex, "replications.tex": rep_tex,
+                                   "main_robustness.tex": main_robustness(robust)}
 
 
 # ------------------------------------------------------------------------------------------------ build

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .errors import UserError
 from .stats import (ALPHA, BASELINES, CONF, DELTA, NAN, POWER, REFERENCE, _by_seed, _finite,  # noqa: F401
-                    arm, reference_endpoint, _grouped, _pooled_sd, _strategy_order, at_selected_lr, is_v2, data_label, endpoint, group_key, holm,
+                    _grouped, _pooled_sd, _strategy_order, arm, at_selected_lr, data_label, endpoint, group_key,
+                    holm, is_v2, reference_endpoint, robustness,
                     lr_selection, mean_ci, paired_power, paired_test, sd_upper, seed_spread, seeds_needed, summarize)
 from .writers import (BASELINES_SHOWN, CSV_COLUMNS, DASH, _csv_value, _f, _groups, _p, _params,  # noqa: F401
                       latex_escape, protocol_v2_markdown, seed_spread_markdown, seed_spread_text,
@@ -30,6 +31,19 @@ def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[di
         for which, out in (("primary", primary), ("secondary", secondary)):
             out += endpoint(v2, budget=budget, model=model, data=data, which=which, allow_mixed=allow_mixed)
     return primary, secondary, lr_selection(v2)
+
+
+def protocol_v2_robustness(results: list[dict], allow_mixed: bool = False) -> list[dict]:
+    """``stats.robustness`` of the primary endpoint over every protocol-v2 group (uniform's frontier is read from
+    all budgets of the group's model and data)."""
+    v2 = [r for r in results if is_v2(r)]
+    out = []
+    for model, data, budget in sorted({group_key(r) for r in v2}):
+        group = [r for r in v2 if group_key(r) == (model, data, budget)]
+        frontier_cells = [r for r in v2 if group_key(r)[:2] == (model, data)]
+        out += robustness(group + [r for r in frontier_cells if r not in group], budget=budget, model=model,
+                          data=data, allow_mixed=allow_mixed)
+    return out
 
 
 PRIOR_REFERENCE = REFERENCE      # the prior study's baseline: every module at its rank (= uniform)
@@ -110,7 +124,7 @@ def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_
     summary_dir.mkdir(parents=True, exist_ok=True)
     written = []
     md = summary_markdown(rows, experiment, warns, seed_spread(chosen))
-    extra = protocol_v2_markdown(*protocol_v2(results, allow_mixed)) + \
+    extra = protocol_v2_markdown(*protocol_v2(results, allow_mixed), protocol_v2_robustness(results, allow_mixed)) + \
         prior_setting_markdown(prior_setting(results, allow_mixed))
     if extra:
         md = md.rstrip("\n") + "\n\n" + "\n".join(extra)

@@ -785,6 +785,47 @@ def endpoint_bootstrap(results: list[dict], strategy: str, budget=None, model=No
     return bootstrap_diff([(mine[sd], ref[sd]) for sd in seeds], reps, seed, conf)
 
 
+def robustness(results: list[dict], budget=None, model=None, data=None, which: str = "primary",
+               allow_mixed: bool = False, reps: int = BOOT_REPS) -> list[dict]:
+    """The pre-specified robustness checks beside ``endpoint`` at one (model, data, budget), one row per strategy
+    with at least two seed pairs: the two-way model (``block_anova`` on ``endpoint_losses``: pooled-variance
+    difference, interval and Holm p; complete blocks only), the paired bootstrap over test examples
+    (``endpoint_bootstrap``; NaN with a note when a cell lacks per-example losses) and the equivalent-budget
+    multiplier read off uniform's frontier (``uniform_frontier``, ``budget_multiplier``: NaN with a note while the
+    frontier has fewer than two budgets or the loss lies outside it). Keys: ``strategy``, ``n_pairs``,
+    ``anova_diff``, ``anova_ci_low``/``anova_ci_high``, ``anova_p_holm``, ``boot_ci_low``/``boot_ci_high``,
+    ``multiplier``, ``note``."""
+    key, cells = _one_group(results, budget, model, data)
+    rows = [r for r in endpoint(cells, which=which, allow_mixed=allow_mixed) if r["n_pairs"] >= 2]
+    if not rows:
+        return []
+    fit = block_anova(endpoint_losses(cells, which=which))
+    by = {c["strategy"]: c for c in fit["contrasts"]}
+    frontier = uniform_frontier(results, key[0], key[1])
+    chosen = at_selected_lr(cells, which)
+    out = []
+    for r in rows:
+        s, notes = r["strategy"], []
+        c = by.get(s, {})
+        try:
+            b = endpoint_bootstrap(cells, s, which=which, reps=reps, allow_mixed=allow_mixed)
+        except UserError as e:
+            b = {"ci_low": NAN, "ci_high": NAN, "note": str(e)}
+        mine = [x for x in chosen if arm(x) == s and _finite(x.get("eval_loss"))]
+        params = [x["trainable_params"] for x in mine if _finite(x.get("trainable_params"))]
+        m = budget_multiplier(frontier, sum(x["eval_loss"] for x in mine) / len(mine) if mine else NAN,
+                              sum(params) / len(params) if params else NAN)
+        notes += [n for n in (b.get("note"), m["note"]) if n]
+        if fit["dropped_seeds"]:
+            notes.append("two-way model on seeds " + " ".join(map(str, fit["seeds"])) + " (complete blocks)")
+        out.append({"strategy": s, "n_pairs": r["n_pairs"], "anova_diff": c.get("diff", NAN),
+                    "anova_ci_low": c.get("ci_low", NAN), "anova_ci_high": c.get("ci_high", NAN),
+                    "anova_p_holm": c.get("p_holm", NAN), "boot_ci_low": b["ci_low"], "boot_ci_high": b["ci_high"],
+                    "multiplier": m["multiplier"], "note": "; ".join(notes), "model": key[0], "data": key[1],
+                    "budget": key[2], "endpoint": which})
+    return out
+
+
 def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_params: float) -> dict:
     """Equivalent-budget multiplier of a strategy with mean test loss ``loss`` at ``budget_params`` parameters.
 

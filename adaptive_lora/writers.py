@@ -365,11 +365,31 @@ def anova_table(fit: dict) -> Table:
     return Table(header, "lrrlrr", [(None, rows)])
 
 
-def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: list[dict]) -> list[str]:
+def robustness_table(rows: list[dict], notes: bool = True) -> Table:
+    """``stats.robustness`` rows: the two-way (pooled-variance) interval and Holm p, the paired bootstrap
+    interval over test examples, and the equivalent-budget multiplier."""
+    header = [text("strategy"), Cell("n", "$n$"), Cell("Δ (two-way)", r"$\Delta$ (two-way)"),
+              Cell("95 % CI (pooled)", r"95\,\% CI (pooled)"), Cell("p (Holm)", r"$p_\mathrm{Holm}$"),
+              Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"), Cell("× params", r"$\times$ params")] + \
+        ([text("note")] if notes else [])
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
+            [text(r["strategy"]), num(r["n_pairs"], "d"), num(r["anova_diff"], "+.4f"),
+             interval(r["anova_ci_low"], r["anova_ci_high"]), pval(r["anova_p_holm"]),
+             interval(r["boot_ci_low"], r["boot_ci_high"]), num(r["multiplier"], ".2f")] +
+            ([text(r["note"])] if notes else []))
+    return Table(header, "lrrlrlr" + "l" * notes, [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
+                                                   for (m, d, b, e), rs in groups.items()])
+
+
+def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: list[dict],
+                         robust: list[dict] = ()) -> list[str]:
     """The protocol-v2 sections of summary.md (empty when there is nothing to show)."""
-    if not (primary or secondary or selection):
+    if not (primary or secondary or selection or robust):
         return []
-    out = ["## Learning-rate selection (dev split, seed 0)", "", table_markdown(lr_table(selection))]
+    out = ["## Learning-rate selection (dev split, seed 0)", "", table_markdown(lr_table(selection))] \
+        if selection else []
     for title, rows in (("Primary endpoint: each strategy at its own selected lr", primary),
                         ("Secondary endpoint: every strategy at uniform's selected lr", secondary)):
         if rows:
@@ -378,4 +398,11 @@ def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: 
                     f"Holm step-down intervals (step k at level 1 − {ALPHA}/(m − k + 1), frozen at the first "
                     f"non-rejected step); the verdict follows the adjusted interval only.", "",
                     table_markdown(endpoint_table(rows))]
+    if robust:
+        out += ["## Robustness of the primary endpoint (pre-specified)", "",
+                "Two-way model: strategy fixed, seed as a block, pooled residual variance (complete blocks), Holm "
+                "over the strategies. Bootstrap: paired over test examples (the same resampled examples for both "
+                "arms and every seed; test-set sampling only, not training noise). × params: the parameter "
+                "multiple at which uniform rank's frontier reaches the strategy's mean test loss (no "
+                "extrapolation).", "", table_markdown(robustness_table(robust))]
     return out

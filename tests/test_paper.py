@@ -671,3 +671,13 @@ def test_replications_figure_puts_each_replication_beside_part_1(tmp_path, monke
     sh.rmtree(tmp_path / "results" / "replication_gsm8k")
     figs.clear()
     assert fig_replications.main(["--out", str(out)]) == 0 and figs == []
+
+
+def test_main_robustness_section_from_the_reports_statistics():
+    from adaptive_lora import paper
+    from adaptive_lora.report import protocol_v2_robustness
+    rows = protocol_v2_robustness(v2_cells())
+    assert [(r["strategy"], r["n_pairs"]) for r in rows] == [("attn_heavy", 3), ("ffn_heavy", 3)]
+    tex = paper.main_robustness(rows)
+    assert "\\label{tab:main-robustness}" in tex and "2{,}000 replicates" in tex and "attn\\_heavy" in tex
+    assert "tabular" not in paper.main_robustness([])

@@ -396,3 +396,32 @@ def test_reference_endpoint_pairs_across_budgets_on_the_chosen_metric():
     dup = rs + [cell("uniform", 0, 2e-4, NAN, 2.0, budget="r16", run_id="again")]
     with pytest.raises(UserError, match="two cells of uniform at r16, seed 0"):
         stats.reference_endpoint(dup, ("uniform", "r16"), [("ffn_in", "2027520")])
+
+
+def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
+    """uniform at r8 (4000 params) 1.80 at every seed; attn_heavy 1.70 ± 0.01; uniform's frontier r4 (2000
+    params) 1.90, r16 (8000) 1.70: attn_heavy's 1.70 = uniform at 8000 params -> multiplier 2."""
+    rs = []
+    for s, d in enumerate([-0.11, -0.10, -0.09]):
+        ex_u = [[1.80 * 2, 2], [1.80 * 3, 3]]
+        ex_a = [[(1.80 + d) * 2, 2], [(1.80 + d) * 3, 3]]
+        rs += [cell("uniform", s, 1e-3, 2.0, 1.80, examples=ex_u), cell("attn_heavy", s, 1e-3, 2.0, 1.80 + d,
+                                                                         examples=ex_a)]
+        rs += [cell("uniform", s, 1e-3, 2.0, 1.90, budget="r4", params=2000),
+               cell("uniform", s, 1e-3, 2.0, 1.70, budget="r16", params=8000)]
+    (row,) = stats.robustness(rs, budget="r8", reps=200)
+    assert row["strategy"] == "attn_heavy" and row["n_pairs"] == 3
+    assert row["anova_diff"] == pytest.approx(-0.10)
+    half = t2_q(0.975) * 0.01 / math.sqrt(3)        # two strategies: the two-way model is the paired t-test
+    assert (row["anova_ci_low"], row["anova_ci_high"]) == (pytest.approx(-0.10 - half), pytest.approx(-0.10 + half))
+    # per-example losses shift uniformly: every bootstrap replicate gives the same -0.10
+    assert (row["boot_ci_low"], row["boot_ci_high"]) == (pytest.approx(-0.10), pytest.approx(-0.10))
+    assert row["multiplier"] == pytest.approx(2.0) and row["note"] == ""
+    md = "\n".join(writers.protocol_v2_markdown([], [], [], [row]))
+    assert "Robustness of the primary endpoint" in md and "| attn_heavy | 3 | -0.1000 |" in md and "| 2.00 |" in md
+    # without per-example losses or a frontier: NaN with notes, never an exception
+    bare = [r for r in rs if r["config"]["budget"] == "r8"]
+    for r in bare:
+        r.pop("eval_example_losses")
+    (row,) = stats.robustness(bare, budget="r8", reps=50)
+    assert math.isnan(row["boot_ci_low"]) and math.isnan(row["multiplier"]) and "frontier" in row["note"]
