@@ -1071,10 +1071,30 @@ def main_grid_macros(exps: dict[str, list[dict]], grid: Path = MAIN_GRID) -> dic
             continue
         state = "bracketed" if s["bracketed"] else f"not yet bracketed, {runs} of the grid's learning rates run"
         parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; {state})")
+    M["MainAbstractSentence"] = main_abstract_sentence(main, M, config_defaults()["lr"])
     M["MainLrSentence"] = ("So far the development split selects: " + "; ".join(parts) + "; the last appendix plots the curves."
                            if parts else
                            "No cell of the main grid has finished yet, so no learning rate is selected.")
     return M
+
+
+def main_abstract_sentence(main: list[dict], M: dict[str, str], pilot_lr: float) -> str:
+    """The abstract's sentence on the main grid so far (empty before its first cell): stage-1 progress and the
+    learning rate uniform rank prefers on the development split, against the pilot's."""
+    if not main:
+        return ""
+    uni = next((s for s in stats.lr_selection(main) if s["strategy"] == REFERENCE and s["budget"] == MAIN_BUDGET
+                and s["lr"] is not None), None)
+    out = f"So far {M['MainStageOneDone']} of its {M['MainStageOnePlanned']} first-stage cells are in"
+    if uni is None:
+        return out + "."
+    ratio = uni["lr"] / pilot_lr
+    times = f"{ratio:.3g} times" if abs(ratio - round(ratio)) > 1e-9 else f"{number_word(round(ratio)).lower()} times"
+    n = len(uni["curve"])
+    state = "bracketed" if uni["bracketed"] else "the only rate run so far" if n == 1 else \
+        f"not yet bracketed by the {n} rates run"
+    return (out + f": on the development split uniform rank does best at a learning rate of {fmt_lr(uni['lr'])} "
+                  f"({state}), {times} the pilot's.")
 
 
 def main_lr_figure(pdf: Path, selection: list[dict]) -> str:

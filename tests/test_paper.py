@@ -681,3 +681,18 @@ def test_main_robustness_section_from_the_reports_statistics():
     tex = paper.main_robustness(rows)
     assert "\\label{tab:main-robustness}" in tex and "2{,}000 replicates" in tex and "attn\\_heavy" in tex
     assert "tabular" not in paper.main_robustness([])
+
+
+@pytest.mark.parametrize("keep, expected", [
+    (lambda c: True, "So far 3 of its 28 first-stage cells are in: on the development split uniform rank does best "
+                     "at a learning rate of $3 \\times 10^{-4}$ (not yet bracketed by the 2 rates run), 1.5 times "
+                     "the pilot's."),
+    (lambda c: c["config"]["lr"] == 1e-4, "So far 3 of its 28 first-stage cells are in: on the development split "
+                                          "uniform rank does best at a learning rate of $10^{-4}$ (the only rate run "
+                                          "so far), 0.5 times the pilot's."),
+    (lambda c: c["config"]["strategy"] != "uniform", "So far 3 of its 28 first-stage cells are in."),
+    (lambda c: False, "")])
+def test_main_abstract_sentence_table(keep, expected):
+    from adaptive_lora import paper
+    cells = [c for c in v2_cells() if keep(c)]
+    assert paper.main_abstract_sentence(cells, {"MainStageOneDone": "3", "MainStageOnePlanned": "28"}, 2e-4) == expected
