@@ -75,26 +75,42 @@ def interpolated_lr(rank: int, checked: dict[int, float]) -> float:
     return _sig(math.exp((1 - t) * math.log(checked[lo]) + t * math.log(checked[hi])))
 
 
+def head_of(stage1: dict) -> dict:
+    """What every stage file copies from the stage-1 file: name, defaults, training-path pin."""
+    return {"name": stage1["name"], "defaults": stage1["defaults"],
+            **({"training_path": stage1["training_path"]} if "training_path" in stage1 else {})}
+
+
+def stage1_lrs(stage1: dict, results: list[dict]) -> tuple[dict | None, dict[str, float]]:
+    """Stage 1's learning-rate selection: (the extension document while an argmin is not bracketed, else None;
+    {strategy: selected lr}). Raises SystemExit while a stage-1 cell is missing."""
+    swept = list(stage1["grid"][0]["strategy"])
+    budget = stage1["grid"][0]["budget"][0]
+    by = _lr_of(lr_selection(results), budget)
+    missing = [s for s in swept if s not in by or not by[s]["curve"]]
+    grid_lrs = sorted(stage1["grid"][0]["lr"])
+    incomplete = [s for s in swept if s in by and len(by[s]["curve"]) < len(grid_lrs)]
+    if missing or incomplete:
+        raise SystemExit(f"stage 1 of {stage1['name']} is not finished: {', '.join(missing + incomplete)} still "
+                         f"have cells to run")
+    extend = [{"strategy": [s], "lr": by[s]["next_lr"], "seed": [0], "budget": [budget]}
+              for s in swept if not by[s]["bracketed"]]
+    if extend:
+        return {**head_of(stage1), "description": "Stage 1 extension: learning rates one factor of 3 beyond the "
+                "end of the grid where the dev-loss argmin sits (not yet bracketed).", "grid": extend}, {}
+    return None, {s: by[s]["lr"] for s in swept}
+
+
 def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
     """-> (file suffix, grid document) of the next stage; ``stage1`` is experiments/<exp>.yaml's document and
     ``results`` the experiment's cells. Raises SystemExit while stage 1 has cells to run."""
     swept = list(stage1["grid"][0]["strategy"])
     budget = stage1["grid"][0]["budget"][0]
     selection = lr_selection(results)
-    by = _lr_of(selection, budget)
-    missing = [s for s in swept if s not in by or not by[s]["curve"]]
-    grid_lrs = sorted(stage1["grid"][0]["lr"])
-    incomplete = [s for s in swept if s in by and len(by[s]["curve"]) < len(grid_lrs)]
-    if missing or incomplete:
-        raise SystemExit(f"stage 1 is not finished: {', '.join(missing + incomplete)} still have cells to run")
-    head = {"name": stage1["name"], "defaults": stage1["defaults"],
-            **({"training_path": stage1["training_path"]} if "training_path" in stage1 else {})}
-    extend = [{"strategy": [s], "lr": by[s]["next_lr"], "seed": [0], "budget": [budget]}
-              for s in swept if not by[s]["bracketed"]]
-    if extend:
-        return "extend", {**head, "description": "Stage 1 extension: learning rates one factor of 3 beyond the "
-                          "end of the grid where the dev-loss argmin sits (not yet bracketed).", "grid": extend}
-    lr = {s: by[s]["lr"] for s in swept}
+    ext, lr = stage1_lrs(stage1, results)
+    if ext:
+        return "extend", ext
+    head = head_of(stage1)
     own = lambda s: lr.get(s, lr["uniform"])  # noqa: E731 - strategies not swept use uniform's lr
     stage2 = [{"seed": SEEDS, "strategy": [s], "lr": [own(s)], "budget": [budget]} for s in STAGE2]
     stage2.append({"seed": SEEDS, "strategy": ["eva"], "lr": [own("eva")], "eva_rho": [1.0], "budget": [budget]})

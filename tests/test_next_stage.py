@@ -143,3 +143,56 @@ def test_lr_figure_draws_the_dev_curves_and_skips_without_cells(tmp_path, monkey
         (tmp_path / "results" / "main" / f"{r['run_id']}.json").write_text(json.dumps(r))
     assert fig_lr_curves.main(["--exp", "main", "--out", str(out)]) == 0
     assert (out / "lr_curves.pdf").exists() and (out / "lr_curves.png").exists()
+
+
+# ------------------------------------------------------------------------------------------- replications
+def part1_done() -> list[dict]:
+    """Part 1 through its post stage: gradient is the best data-driven strategy; uniform prefers 1e-3 at r1, r8
+    and r32 (bracketed)."""
+    rs, doc = post_stage()
+    flat = lambda c: 1 + abs(math.log10(c["lr"] / 1e-3)) if c["budget"] != "r8" else stage2_dev(c)  # noqa: E731
+    return rs + run_doc(doc, flat, rs)
+
+
+def test_gsm8k_replication_selects_its_own_lrs_then_adds_part_1s_best_data_driven():
+    import next_replication as nr
+    p1 = nr.part1(STAGE1, part1_done())
+    assert p1["best"] == "gradient" and p1["checked"] == {1: 1e-3, 8: 1e-3, 32: 1e-3}
+    stage1 = yaml.safe_load((ROOT / "experiments" / "replication_gsm8k.yaml").read_text())
+    best = {"uniform": 3e-3, "attn_heavy": 1e-3, "adalora": 3e-3}
+    rs = run_doc(stage1, lambda c: 1 + abs(math.log10(c["lr"] / best[c["strategy"]])), [])
+    suffix, doc = nr.plan_task("gsm8k", stage1, rs, p1)
+    assert suffix == "r8" and doc["name"] == "replication_gsm8k" and doc["defaults"]["data"] == "gsm8k"
+    got = {b["strategy"][0]: b["lr"][0] for b in doc["grid"]}
+    assert got == {"uniform": 3e-3, "attn_heavy": 1e-3, "ffn_heavy": 3e-3, "gradient": 3e-3, "eva": 3e-3,
+                   "adalora": 3e-3}
+    assert all(b["seed"] == [0, 1, 2, 3] for b in doc["grid"])
+
+
+def test_long_replication_checks_lrs_then_runs_r8_and_uniforms_r16_r32():
+    import next_replication as nr
+    p1 = nr.part1(STAGE1, part1_done())
+    suffix, doc = nr.plan_long(STAGE1, [], p1)
+    assert suffix == "" and doc["name"] == "replication_long" and doc["defaults"]["train_examples"] == 4000
+    assert {b["strategy"][0]: b["lr"] for b in doc["grid"]} == {"uniform": [3.33e-4, 1e-3, 3e-3],
+                                                                "attn_heavy": [1e-3, 3e-3, 9e-3]}
+    best = {"uniform": 3e-3, "attn_heavy": 3e-3}
+    dev = lambda c: 1 + abs(math.log10(c["lr"] / best[c["strategy"]]))  # noqa: E731
+    rs = run_doc(doc, dev, [])
+    suffix, ext = nr.plan_long(STAGE1, rs, p1)        # uniform's argmin 3e-3 is the top of its check: extend
+    assert suffix == "extend" and ext["grid"] == [{"strategy": ["uniform"], "lr": [pytest.approx(9e-3)],
+                                                    "seed": [0], "budget": ["r8"]}]
+    rs += run_doc(ext, dev, rs)
+    suffix, doc = nr.plan_long(STAGE1, rs, p1)
+    got = {(b["strategy"][0], b["budget"][0]): (b["lr"][0], b["seed"]) for b in doc["grid"]}
+    assert suffix == "r8" and got == {("uniform", "r8"): (3e-3, [0, 1, 2]), ("attn_heavy", "r8"): (3e-3, [0, 1, 2]),
+                                      ("ffn_heavy", "r8"): (1e-3, [0, 1, 2]), ("gradient", "r8"): (1e-3, [0, 1, 2]),
+                                      ("uniform", "r16"): (3e-3, [0, 1, 2]), ("uniform", "r32"): (3e-3, [0, 1, 2])}
+
+
+def test_replications_wait_for_part_1():
+    import next_replication as nr
+    with pytest.raises(SystemExit, match="stage 1 of main is not finished"):
+        nr.part1(STAGE1, results({})[:5])
+    with pytest.raises(SystemExit, match="best data-driven strategy is not chosen yet"):
+        nr.part1(STAGE1, results({}))
