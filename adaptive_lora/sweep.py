@@ -416,8 +416,14 @@ def dry_run(cfgs: list, dirty_mode: bool, reuse: bool, out=print) -> dict:
 
 def _run_cell(cfg_dict: dict, allow_dirty: bool, progress: bool) -> dict:
     """One cell in a worker process (``--jobs N``): -> {"path", "eval_loss"} or {"error", "message", "traceback"}."""
+    import os
+    import sys
+
     from .config import RunConfig
     from .run import execute
+    if progress:
+        print(f"start {cfg_dict.get('strategy')} lr {cfg_dict.get('lr')} seed {cfg_dict.get('seed')} "
+              f"{cfg_dict.get('budget')} (worker pid {os.getpid()})", file=sys.stderr, flush=True)
     try:
         path, result = execute(RunConfig.from_dict(cfg_dict), allow_dirty=allow_dirty, progress=progress)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which records it
@@ -548,7 +554,9 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_cell, cfg.to_dict(), allow_dirty, False): cfg for cfg in todo}
+            # workers show their own step bars (interleaved in a log, one line per refresh; the start line
+            # below says which cell is which), so a long cell is visibly alive
+            futures = {pool.submit(_run_cell, cfg.to_dict(), allow_dirty, progress): cfg for cfg in todo}
             for fut in as_completed(futures):
                 finish(futures[fut], from_worker(fut.result()))
     bar.close()
