@@ -330,7 +330,8 @@ def lr_grid_table(selection: list[dict]) -> Table:
             else:
                 c = num(dev[lr])
                 row.append(Cell(c.md + "*", rf"\textbf{{{c.tex}}}") if lr == s["lr"] else c)
-        row += [num(s["lr"], "g"), text("yes" if s["bracketed"] else "no")]
+        sel = Cell(f"{s['lr']:g}", fmt_lr(s["lr"])) if _finite(s["lr"]) else Cell(DASH, "--")
+        row += [sel, text("yes" if s["bracketed"] else "no")]
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(row)
     return Table(header, "l" + "r" * len(lrs) + "rl", [(f"{m}, {d}, budget {b}", rs)
                                                        for (m, d, b), rs in groups.items()])
