@@ -36,11 +36,38 @@ def cost_table() -> str:
         cpu = json.loads(p.read_text())["provenance"]["machine"]
     if cpu:
         text += f"\n\nMachine: {cpu['cpu_count']} cores ({cpu['processor']}), {cpu['torch_threads']} torch threads."
+    grids = grid_cost_rows()
+    if grids:
+        text += ("\n\nProtocol-v2 grid cells as they ran (medians over the committed cells of each experiment and "
+                 "model; the grids run 2 cells side by side, 1 thread each, beside other work; the test eval covers "
+                 "the 500 test examples, dev and transfer evals come on top):\n\n" + "\n".join(grids))
     bench = ROOT / "benchmarks" / "results" / "latest.md"
     if bench.exists():
         text += "\n\nTraining throughput against stock PEFT + Trainer (`benchmarks/train_throughput.py`):\n\n"
         text += bench.read_text().strip()
     return text
+
+
+def grid_cost_rows() -> list[str]:
+    """Markdown rows of the measured cost of protocol-v2 cells, one per (experiment, model) under results/."""
+    import statistics
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for p in sorted((ROOT / "results").glob("*/*.json")):
+        r = json.loads(p.read_text())
+        if not isinstance(r.get("config"), dict) or "dev_loss" not in r or "train_seconds" not in r:
+            continue
+        groups.setdefault((p.parent.name, r["config"]["model"]), []).append(r)
+    if not groups:
+        return []
+    rows = ["| experiment | model | cells | train examples | threads | train time (median) | test eval (median) "
+            "| peak RSS (max) | base test loss |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (exp, model), rs in sorted(groups.items()):
+        med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+        rows.append(f"| `{exp}` | `{model}` | {len(rs)} | {med('n_train_examples'):,.0f} | "
+                    f"{rs[0]['provenance']['machine']['torch_threads']} | {med('train_seconds') / 60:.1f} min | "
+                    f"{med('eval_seconds'):.0f} s | {max(r['peak_rss_mb'] for r in rs) / 1024:.1f} GiB | "
+                    f"{rs[0]['base_eval_loss']:.4f} |")
+    return rows
 
 
 def pilot_seeds_block(results_dir: Path | None = None) -> str:
