@@ -1060,7 +1060,9 @@ def main_grid_macros(exps: dict[str, list[dict]], grid: Path = MAIN_GRID) -> dic
          "MainStageOneStrategies": str(len({c.strategy for c in planned})),
          "MainStageOneLrs": join_words([fmt_lr(x) for x in sorted({c.lr for c in planned})]),
          "MainTrainingPathHash": tt(hashes[0] if len(hashes) == 1 else training_path_hash()),
-         "MainHashesAgree": "all share it" if len(hashes) <= 1 else f"MIXED: {len(hashes)} hashes"}
+         "MainHashesAgree": "all share it" if len(hashes) <= 1 else f"MIXED: {len(hashes)} hashes",
+         "MainDevExamples": tex_int(planned[0].dev_examples), "MainTrainExamples": tex_int(planned[0].train_examples),
+         "MainTransferExamples": tex_int(planned[0].transfer_examples)}
     parts = []
     for s in stats.lr_selection(main):
         if not s["curve"]:
@@ -1194,6 +1196,23 @@ def main_robustness(rows: list[dict]) -> str:
         "\\setlength{\\PaperFitTables}{0pt}\n\\end{table}\n")
 
 
+def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool) -> str:
+    """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;")."""
+    if primary:
+        better = [tt(r["strategy"]) for r in primary if r["verdict"] == "better"]
+        worse = [tt(r["strategy"]) for r in primary if r["verdict"] == "worse"]
+        n = min(r["n_pairs"] for r in primary)
+        parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} uniform rank"] if better else []) + \
+            ([f"{join_words(worse)} lost to it"] if worse else [])
+        found = "; ".join(parts) if parts else "no strategy differs detectably from uniform rank"
+        return (f"so far, with at least {n} paired seeds per strategy and Holm-adjusted intervals, {found} at its "
+                f"own learning rate (Table~\\ref{{tab:main-endpoint}}).")
+    if main and lr_figure:
+        return ("its results so far are the learning-rate curves of its first stage "
+                "(Appendix~\\ref{app:main-lr}); no strategy has been compared with uniform rank yet.")
+    return "it has no results yet."
+
+
 def main_grid(ctx: Inputs) -> Section:
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = [s for s in stats.lr_selection(main) if s["curve"] and s["budget"] == MAIN_BUDGET]
@@ -1204,6 +1223,8 @@ def main_grid(ctx: Inputs) -> Section:
     from .report import protocol_v2_robustness
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     rm, rep_tex = replications(ctx.exps, ROOT / "paper" / "figures" / "replications.pdf")
+    m["MainConclusionSentence"] = main_conclusion(main, main_endpoint_rows(main)[0],
+                                                  (ROOT / "paper" / "figures" / "lr_curves.pdf").exists())
     return {**macros, **m, **rm}, {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf",
                                                                         selection),
                                    "main_results.tex": results_tex, "replications.tex": rep_tex,

@@ -175,6 +175,7 @@ def prepare(paper: Path = PAPER) -> tuple[str, dict[str, str], list[str]]:
         return f"({n})" if m[1] == "eqref" else n
 
     body = re.sub(r"\\(ref|eqref)\{([^}]+)\}", ref, body)
+    pre = re.sub(r"\\(ref|eqref)\{([^}]+)\}", ref, pre)   # generated macros (numbers.tex) may hold references
     body = body.replace("\\maketitle", "")
     body = body.replace("\\begin{abstract}", "\\section*{Abstract}").replace("\\end{abstract}", "")
     body = re.sub(r"\\bibliography\{[^}]*\}", f"\\\\section*{{References}}\n\n{REFS}\n\n", body)
