@@ -1074,7 +1074,9 @@ def main_grid_macros(exps: dict[str, list[dict]], grid: Path = MAIN_GRID) -> dic
         state = "bracketed" if s["bracketed"] else f"not yet bracketed, {runs} of the grid's learning rates run"
         parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; {state})")
     M["MainAbstractSentence"] = main_abstract_sentence(main, M, config_defaults()["lr"])
-    M["MainLrSentence"] = ("So far the development split selects: " + "; ".join(parts) + "; the last appendix plots the curves."
+    plots = ("; Appendix~\\ref{app:main-lr} plots the curves" if (ROOT / "paper" / "figures" / "lr_curves.pdf").exists()
+             else "")
+    M["MainLrSentence"] = ("So far the development split selects: " + "; ".join(parts) + plots + "."
                            if parts else
                            "No cell of the main grid has finished yet, so no learning rate is selected.")
     return M
