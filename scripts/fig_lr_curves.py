@@ -3,7 +3,8 @@
 For each strategy of the (model, data, budget) group with most swept strategies (arms run at one lr only are left
 out once any arm has two): its seed-0 dev loss at every learning
 rate it ran (``adaptive_lora.stats.lr_selection``: argmin, bracketing), on a log lr axis; the chosen lr is a filled
-marker, an unbracketed choice is drawn hollow and named in the legend. A diverged cell (non-finite dev loss) is
+marker, an unbracketed choice is drawn hollow and named in the legend. The right panel is the same data zoomed onto
+the minima, where the choice is made. A diverged cell (non-finite dev loss) is
 marked at the top of the axis. The test set plays no part in this figure or in the choice.
 
 python scripts/fig_lr_curves.py --exp main [--out paper/figures] -> <out>/lr_curves.{pdf,png}
@@ -33,28 +34,37 @@ def main(argv=None) -> int:
     key = max(groups, key=lambda k: len(groups[k]))
     rows = groups[key]
     col = colors([s["strategy"] for s in rows])
-    fig = figure(3.2)
-    ax = fig.add_subplot(1, 1, 1)
+    fig = figure(3.0 + 0.2 * ((len(rows) - 1) // 4))
+    full, zoom = fig.subplots(1, 2)
     finite = [v for s in rows for _, v in s["curve"] if math.isfinite(v)]
     top = max(finite) + 0.05 * (max(finite) - min(finite) + 1e-3)
-    for s in rows:
-        xs = [lr for lr, _ in s["curve"]]
-        ys = [v if math.isfinite(v) else top for _, v in s["curve"]]
-        label = s["strategy"] + ("" if s["bracketed"] else " (not bracketed yet)")
-        ax.plot(xs, ys, "-", color=col[s["strategy"]], lw=1.2, label=label)
-        ax.plot(xs, ys, "o", color=col[s["strategy"]], ms=3)
-        for lr, v in s["curve"]:
-            if not math.isfinite(v):
-                ax.plot([lr], [top], "x", color=col[s["strategy"]], ms=6)
-        if s["lr"] is not None:
-            ax.plot([s["lr"]], [s["dev_loss"]], "o", ms=8, color=col[s["strategy"]],
-                    mfc=col[s["strategy"]] if s["bracketed"] else "none")
-    ax.set_xscale("log")
-    ax.set_xlabel("peak learning rate")
-    ax.set_ylabel("dev loss (nats/token, seed 0)")
-    ax.set_title(f"{key[0]}, {key[1]}, budget {key[2]}")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.grid(alpha=0.3)
+    for ax in (full, zoom):
+        for s in rows:
+            xs = [lr for lr, _ in s["curve"]]
+            ys = [v if math.isfinite(v) else top for _, v in s["curve"]]
+            label = s["strategy"] + ("" if s["bracketed"] else " (not bracketed yet)")
+            ax.plot(xs, ys, "-", color=col[s["strategy"]], lw=1.2, label=label)
+            ax.plot(xs, ys, "o", color=col[s["strategy"]], ms=3)
+            for lr, v in s["curve"]:
+                if not math.isfinite(v):
+                    ax.plot([lr], [top], "x", color=col[s["strategy"]], ms=6)
+            if s["lr"] is not None:
+                ax.plot([s["lr"]], [s["dev_loss"]], "o", ms=8, color=col[s["strategy"]],
+                        mfc=col[s["strategy"]] if s["bracketed"] else "none")
+        ax.set_xscale("log")
+        ax.set_xlabel("peak learning rate")
+        ax.grid(alpha=0.3)
+    full.set_ylabel("dev loss (nats/token, seed 0)")
+    full.set_title("all learning rates run")
+    # the right panel zooms onto the minima, where the choice is made (a curve is often flat there)
+    best = [s["dev_loss"] for s in rows if s["lr"] is not None and math.isfinite(s["dev_loss"])]
+    lo = min(best) if best else min(finite)
+    span = max(0.02, 0.25 * ((max(best) - lo) if best else 0.0))
+    zoom.set_ylim(lo - 0.15 * span, lo + span)
+    zoom.set_title(f"near the minima (to +{span:.2f} nats)")
+    fig.suptitle(f"{key[0]}, {key[1]}, budget {key[2]}")
+    handles, labels = full.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False)
     save(fig, a.out, "lr_curves")
     return 0
 
