@@ -143,6 +143,17 @@ def test_lr_figure_draws_the_dev_curves_and_skips_without_cells(tmp_path, monkey
         (tmp_path / "results" / "main" / f"{r['run_id']}.json").write_text(json.dumps(r))
     assert fig_lr_curves.main(["--exp", "main", "--out", str(out)]) == 0
     assert (out / "lr_curves.pdf").exists() and (out / "lr_curves.png").exists()
+    # legible at print size, both panels drawn, one legend entry per strategy
+    import _plotting
+    figs = []
+    monkeypatch.setattr(fig_lr_curves, "save", lambda fig, o, stem: figs.append(fig))
+    for r in results({})[8:]:                                   # all seven strategies
+        (tmp_path / "results" / "main" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    assert fig_lr_curves.main(["--exp", "main", "--out", str(out)]) == 0
+    fig = figs[0]
+    assert _plotting.small_texts(fig) == [] and all(ax.has_data() for ax in fig.axes)
+    assert len(fig.legends[0].get_texts()) == len(STAGE1["grid"][0]["strategy"])
+    _plotting.plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------------- replications
