@@ -305,6 +305,9 @@ def measure_throughput(results: list[dict]) -> Throughput:
         if r.get("copied_from") or not r.get("tokens_per_second") or not r.get("train_seconds"):
             continue
         model, data, prec = c.get("model"), _data_key(c), c.get("precision")
+        threads = c.get("threads")   # a 1-thread cell beside another is slower than a 2-thread one alone
+        if threads:
+            tps.setdefault((model, prec, threads), []).append(r["tokens_per_second"])
         tps.setdefault((model, prec), []).append(r["tokens_per_second"])
         tps.setdefault(model, []).append(r["tokens_per_second"])
         seen = (r.get("n_train_examples") or 0) * float(c.get("epochs") or 1)
@@ -313,6 +316,8 @@ def measure_throughput(results: list[dict]) -> Throughput:
             tpe.setdefault((model, data), []).append(per)
             tpe.setdefault(data, []).append(per)
         if r.get("eval_seconds") and r.get("n_eval_examples"):
+            if threads:
+                eps.setdefault((model, data, threads), []).append(r["eval_seconds"] / r["n_eval_examples"])
             eps.setdefault((model, data), []).append(r["eval_seconds"] / r["n_eval_examples"])
     med = lambda d: {k: statistics.median(v) for k, v in d.items()}  # noqa: E731
     return Throughput(med(tps), med(tpe), med(eps))
@@ -334,14 +339,16 @@ def estimate_seconds(cfg, tp: Throughput) -> tuple[float, str]:
     """Estimated CPU seconds of one cell -> (seconds, source: 'measured' | 'fallback').
 
     training = examples seen (train_examples x epochs) x tokens per example / tokens per second, with tokens per
-    example and tokens per second measured on existing results of the same model (same precision if any; tokens
-    per example of the same model and data, else the same data) and the constants FALLBACK_* otherwise;
-    eval = eval examples x measured eval seconds per example (same model and data), else their token cost at
-    EVAL_COST_FACTOR of a training token. Calibration passes of data-driven strategies are not included.
+    example and tokens per second measured on existing results of the same model (same precision and thread count
+    if any, else same precision; tokens per example of the same model and data, else the same data) and the
+    constants FALLBACK_* otherwise; eval = (test + dev + transfer examples) x measured test-eval seconds per
+    example (same model, data and threads if any), else their token cost at EVAL_COST_FACTOR of a training
+    token. Calibration passes of data-driven strategies are not included.
     """
     data = _data_key(cfg.to_dict())
     measured = True
-    speed = tp.tokens_per_second.get((cfg.model, cfg.precision)) or tp.tokens_per_second.get(cfg.model)
+    speed = (tp.tokens_per_second.get((cfg.model, cfg.precision, cfg.threads)) if cfg.threads else None) or \
+        tp.tokens_per_second.get((cfg.model, cfg.precision)) or tp.tokens_per_second.get(cfg.model)
     if speed is None:
         measured = False
         speed = FALLBACK_TOKENS_PER_SECOND.get(cfg.model, FALLBACK_TOKENS_PER_SECOND[None])
@@ -350,8 +357,10 @@ def estimate_seconds(cfg, tp: Throughput) -> tuple[float, str]:
         per_ex = FALLBACK_TOKENS_PER_EXAMPLE
     n_train = _n_examples(cfg, "train", cfg.train_examples) or 1000
     n_eval = _n_examples(cfg, "eval", cfg.eval_examples) or DEFAULT_EVAL_EXAMPLES
+    n_eval += cfg.dev_examples + (cfg.transfer_examples if cfg.transfer_data else 0)   # evaluated at the same rate
     seconds = n_train * cfg.epochs * per_ex / speed
-    ev = tp.eval_seconds_per_example.get((cfg.model, data))
+    ev = (tp.eval_seconds_per_example.get((cfg.model, data, cfg.threads)) if cfg.threads else None) or \
+        tp.eval_seconds_per_example.get((cfg.model, data))
     seconds += n_eval * ev if ev is not None else n_eval * per_ex * EVAL_COST_FACTOR / speed
     return seconds, "measured" if measured else "fallback"
 
@@ -384,7 +393,7 @@ def plan(cfgs: list, dirty_mode: bool, reuse: bool) -> list[tuple]:
     return out
 
 
-def dry_run(cfgs: list, dirty_mode: bool, reuse: bool, out=print) -> dict:
+def dry_run(cfgs: list, dirty_mode: bool, reuse: bool, out=print, jobs: int = 1) -> dict:
     from .results import results_root
     all_results = []
     root = results_root()
@@ -409,8 +418,9 @@ def dry_run(cfgs: list, dirty_mode: bool, reuse: bool, out=print) -> dict:
         out(f"{k:>3}  {status:7}  {est:>8}  {cfg.run_id}")
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "copy", "failed", "missing"))
     out(f"total: {len(cfgs)} cells ({summary}); estimated time to run the missing and failed cells: "
-        f"{fmt_duration(todo_s)}" + (" (* = no measured throughput for the model yet: fallback constants)"
-                                     if fallback else ""))
+        f"{fmt_duration(todo_s)}" + (f", about {fmt_duration(todo_s / jobs)} of wall time with --jobs {jobs}"
+                                     if jobs > 1 else "")
+        + (" (* = no measured throughput for the model yet: fallback constants)" if fallback else ""))
     return {"counts": counts, "estimated_seconds": todo_s}
 
 
@@ -730,7 +740,7 @@ def cmd_sweep(a) -> int:
         dirty_mode = provenance.git_dirty() and not a.allow_dirty
         if dirty_mode:
             print("note: the git tree is dirty: new results would go to results-dirty/ (unless --allow-dirty)")
-        dry_run(cfgs, dirty_mode, a.reuse)
+        dry_run(cfgs, dirty_mode, a.reuse, jobs=a.jobs)
         return 0
     counts = run_sweep(cfgs, allow_dirty=a.allow_dirty, reuse=a.reuse, limit=a.limit, progress=not a.quiet,
                        jobs=a.jobs, submitit_opts=submitit_opts)
