@@ -1221,11 +1221,12 @@ def main_grid(ctx: Inputs) -> Section:
     if any(len(s["curve"]) > 1 for s in selection):   # as the figure: arms run at one lr only have no curve
         selection = [s for s in selection if len(s["curve"]) > 1]
     macros = main_grid_macros(ctx.exps)
-    m, results_tex = main_results(*main_endpoint_rows(main), ROOT / "paper" / "figures" / "main_forest.pdf")
+    primary, secondary = main_endpoint_rows(main)     # once: the results table and the conclusion share them
+    m, results_tex = main_results(primary, secondary, ROOT / "paper" / "figures" / "main_forest.pdf")
     from .report import protocol_v2_robustness
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     rm, rep_tex = replications(ctx.exps, ROOT / "paper" / "figures" / "replications.pdf")
-    m["MainConclusionSentence"] = main_conclusion(main, main_endpoint_rows(main)[0],
+    m["MainConclusionSentence"] = main_conclusion(main, primary,
                                                   (ROOT / "paper" / "figures" / "lr_curves.pdf").exists())
     return {**macros, **m, **rm}, {"main_lr_figure.tex": main_lr_figure(ROOT / "paper" / "figures" / "lr_curves.pdf",
                                                                         selection),
