@@ -295,34 +295,22 @@ def cells_of(results: list[dict]) -> dict[tuple[str, str], Cell]:
 
 
 # ------------------------------------------------------------------------------------------------ comparisons
-def comparisons(pairs: dict[str, tuple[list[float], list[float]]], corrected: bool = True) -> dict[str, dict]:
-    """Paired a - b per name (``stats.paired_test``) and, over the names, Holm's p (``stats.holm``) and the
-    Holm-adjusted intervals (``stats.holm_intervals``); ``corrected=False`` for a lone comparison outside a family
-    (its "adjusted" interval is then its 95 % interval). Each value: paired_test's keys, ``diffs``, ``p_holm``,
-    ``adj_ci_low`` / ``adj_ci_high`` / ``adj_level``, ``m`` (tests in the family) and ``corrected``."""
+def comparisons(pairs: dict[str, tuple[dict[int, dict], dict[int, dict]]], corrected: bool = True) -> dict[str, dict]:
+    """Per name, cells a - b paired by seed (``pairs[name]`` = ({seed: result a}, {seed: result b})) on the eval
+    loss: ``stats.paired_contrasts`` (paired t, Holm's p and the Holm-adjusted intervals over the names), plus ``m``
+    (tests in the family) and ``corrected``; ``corrected=False`` for a lone comparison outside a family (its
+    "adjusted" interval is then its 95 % interval)."""
     names = sorted(pairs)
-    out = {}
-    for name in names:
-        a, b = pairs[name]
-        out[name] = dict(stats.paired_test(a, b, CONF), diffs=[x - y for x, y in zip(a, b)], corrected=corrected)
-    m = sum(1 for n in names if finite(out[n]["p"]))
-    adjusted = stats.holm_intervals([out[n] for n in names], ALPHA)
-    for name, ph, adj in zip(names, stats.holm([out[n]["p"] for n in names]), adjusted):
-        out[name].update(p_holm=ph, m=m, adj_ci_low=adj["adj_ci_low"], adj_ci_high=adj["adj_ci_high"],
-                         adj_level=adj["level"])
-    return out
+    rows = stats.paired_contrasts([({"strategy": n}, *pairs[n], []) for n in names], "eval_loss", ALPHA)
+    m = sum(1 for r in rows if finite(r["p"]))
+    return {n: dict(r, m=m, corrected=corrected) for n, r in zip(names, rows)}
 
 
 def compare(cells: dict[tuple[str, str], Cell], budget: str) -> dict[str, dict]:
     """Every strategy at ``budget`` against uniform at the same seeds, one Holm family per budget."""
     ref = cells.get((REFERENCE, budget))
-    pairs = {}
-    for (strat, b), cell in sorted(cells.items()):
-        if b != budget or strat == REFERENCE:
-            continue
-        common = [s for s in cell.seeds if ref is not None and s in ref.runs]
-        pairs[strat] = ([cell.runs[s]["eval_loss"] for s in common], [ref.runs[s]["eval_loss"] for s in common])
-    return comparisons(pairs)
+    return comparisons({strat: (cell.runs, ref.runs if ref else {}) for (strat, b), cell in cells.items()
+                        if b == budget and strat != REFERENCE})
 
 
 def verdict(cmp: dict | None, against: str = "uniform") -> tuple[str, str]:
@@ -340,10 +328,10 @@ def verdict(cmp: dict | None, against: str = "uniform") -> tuple[str, str]:
                                   f"($\\Delta$ loss {tex_signed(diff)}, $n = {n}$)")
         return "degenerate", (f"different from {against} by the same amount on every paired seed, so no test is "
                               f"possible ($\\Delta$ loss {tex_signed(diff)}, $n = {n}$)")
-    ci = tex_interval(cmp["diff_ci_low"], cmp["diff_ci_high"], signed=True)
+    ci = tex_interval(cmp["ci_low"], cmp["ci_high"], signed=True)
     detail = f"$\\Delta$ loss {tex_signed(diff)}, 95\\,\\% CI {ci}, "
     if family:
-        detail += (f"Holm-adjusted {percent(cmp['adj_level'])} CI "
+        detail += (f"Holm-adjusted {percent(cmp['level'])} CI "
                    f"{tex_interval(cmp['adj_ci_low'], cmp['adj_ci_high'], signed=True)}, ")
     p, label = (cmp["p_holm"], "Holm") if cmp["corrected"] else (cmp["p"], "")
     detail += f"{p_math(p, label)}, $n = {n}$"
@@ -358,7 +346,7 @@ def verdict(cmp: dict | None, against: str = "uniform") -> tuple[str, str]:
 def unadjusted_only(cmp: dict | None) -> bool:
     """The 95 % interval excludes zero, the Holm-adjusted one does not."""
     return (cmp is not None and cmp["n_pairs"] >= 2
-            and stats.verdict(cmp["diff_ci_low"], cmp["diff_ci_high"]) in ("better", "worse")
+            and stats.verdict(cmp["ci_low"], cmp["ci_high"]) in ("better", "worse")
             and stats.verdict(cmp["adj_ci_low"], cmp["adj_ci_high"]) not in ("better", "worse"))
 
 
@@ -605,7 +593,7 @@ def pilot_verdicts(ctx: Inputs) -> Section:
             cmp = cmps.get(strat)
             pre = f"Pilot{camel(strat)}{camel(b)}"
             M[pre + "Diff"] = tex_signed(cmp["diff_mean"]) if cmp else NA
-            M[pre + "DiffCI"] = tex_interval(cmp["diff_ci_low"], cmp["diff_ci_high"], signed=True) if cmp else NA
+            M[pre + "DiffCI"] = tex_interval(cmp["ci_low"], cmp["ci_high"], signed=True) if cmp else NA
             M[pre + "DiffCIHolm"] = tex_interval(cmp["adj_ci_low"], cmp["adj_ci_high"], signed=True) if cmp else NA
             M[pre + "P"] = p_value(cmp["p"]) if cmp else NA
             M[pre + "PHolm"] = p_value(cmp["p_holm"]) if cmp else NA
@@ -682,10 +670,8 @@ def shuffled_control(ctx: Inputs) -> Section:
     ctrl_cmp = None
     if ctrl_name and (inner, MAIN_BUDGET) in ctx.cells and (ctrl_name, MAIN_BUDGET) in ctx.cells:
         a, c = ctx.cells[(inner, MAIN_BUDGET)], ctx.cells[(ctrl_name, MAIN_BUDGET)]
-        common = [s for s in a.seeds if s in c.runs]
-        if common:
-            pair = ([a.runs[s]["eval_loss"] for s in common], [c.runs[s]["eval_loss"] for s in common])
-            ctrl_cmp = comparisons({ctrl_name: pair}, corrected=False)[ctrl_name]
+        if set(a.runs) & set(c.runs):
+            ctrl_cmp = comparisons({ctrl_name: (a.runs, c.runs)}, corrected=False)[ctrl_name]
     code, sentence = verdict(ctrl_cmp, "its shuffled control" if inner else "its control")
     M = {"ShuffledControlInner": tt(inner) if inner else NA, "ShuffledControlName": tt(ctrl_name) if ctrl_name else NA,
          "VerdictShuffledControl": sentence, "VerdictCodeShuffledControl": code}
@@ -1217,9 +1203,7 @@ def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool) -> s
 
 def main_grid(ctx: Inputs) -> Section:
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
-    selection = [s for s in stats.lr_selection(main) if s["curve"] and s["budget"] == MAIN_BUDGET]
-    if any(len(s["curve"]) > 1 for s in selection):   # as the figure: arms run at one lr only have no curve
-        selection = [s for s in selection if len(s["curve"]) > 1]
+    selection = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
     macros = main_grid_macros(ctx.exps)
     primary, secondary = main_endpoint_rows(main)     # once: the results table and the conclusion share them
     m, results_tex = main_results(primary, secondary, ROOT / "paper" / "figures" / "main_forest.pdf")

@@ -521,6 +521,16 @@ def lr_selection(results: list[dict], seed: int = 0) -> list[dict]:
     return out
 
 
+def lr_curves(selection: list[dict]) -> list[dict]:
+    """The rows of ``lr_selection`` worth drawing as a dev-loss-vs-lr curve: those with a cell, and, once any arm
+    has two or more learning rates, only such arms (an arm run at one lr only, e.g. from stage 2 on, has no curve;
+    the lr figure and the paper's lr table both show this set)."""
+    rows = [s for s in selection if s["curve"]]
+    if any(len(s["curve"]) > 1 for s in rows):
+        rows = [s for s in rows if len(s["curve"]) > 1]
+    return rows
+
+
 def _at_lr(cells: list[dict], strategy: str, lr) -> dict[int, dict]:
     """{seed: cell} of ``strategy`` at learning rate ``lr`` (exact float match)."""
     out: dict[int, dict] = {}

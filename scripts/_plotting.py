@@ -7,6 +7,7 @@ Every figure is made at the size it is printed (``WIDTH`` = 6.5 in, the text wid
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 WIDTH = 6.5        # inches: the paper's text width, at which main.tex prints every figure
 MIN_FONT_PT = 8    # no text in a figure is smaller than this at print size
@@ -107,6 +109,33 @@ def t_interval(values) -> tuple[float, float, float, int]:
     return ci["mean"], ci["ci_low"], ci["ci_high"], ci["n"]
 
 
+def interval_row(ax, y: float, row: dict, ms: float = 5) -> list[float]:
+    """One paired-difference row of a forest plot at height ``y``: the Holm step-down interval (thin,
+    ``adj_ci_low``/``adj_ci_high``), the unadjusted 95 % interval (thick, ``ci_low``/``ci_high``) and the mean
+    (``diff_mean``, hollow point), as ``stats.paired_contrasts`` rows carry them. Returns the finite x values drawn
+    (for the axis limits); an interval that is NaN (n < 2) is left out."""
+    xs = [row["diff_mean"]] if math.isfinite(row["diff_mean"]) else []
+    for lo, hi, lw in ((row["adj_ci_low"], row["adj_ci_high"], 0.9), (row["ci_low"], row["ci_high"], 2.6)):
+        if math.isfinite(lo) and math.isfinite(hi):
+            ax.plot([lo, hi], [y, y], color="k", lw=lw, solid_capstyle="butt")
+            xs += [lo, hi]
+    ax.plot([row["diff_mean"]], [y], "o", color="k", mfc="white", ms=ms, zorder=3)
+    return xs
+
+
+def difference_axis(ax, xs: list[float], n_rows: int) -> None:
+    """The x axis of a paired-difference forest plot: a dashed line at zero, limits around ``xs`` and zero with
+    8 % margins, rows 0 .. n_rows - 1, a light grid and the shared label."""
+    ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
+    xs = [0.0] + list(xs)
+    span = max(xs) - min(xs) or 1e-3
+    ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)
+    ax.set_ylim(-0.6, n_rows - 0.4)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlabel("test loss \u2212 uniform's at the same seed (nats); below 0: lower loss")
+
+
 def small_texts(fig) -> list[str]:
     """Visible texts of a figure smaller than ``MIN_FONT_PT`` (the test suite checks every figure with it)."""
     from matplotlib.text import Text
@@ -130,4 +159,4 @@ def save(fig, out: str | Path, name: str) -> list[Path]:
 
 
 __all__ = ["parse_args", "skip", "load", "pick_group", "strategies_in_order", "colors", "figure", "panel_grid",
-           "t_interval", "small_texts", "save", "summarize", "plt", "REFERENCE", "BASELINES", "WIDTH"]
+           "t_interval", "interval_row", "difference_axis", "small_texts", "save", "summarize", "plt", "REFERENCE", "BASELINES", "WIDTH"]

@@ -18,16 +18,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import colors, figure, load, parse_args, save, skip  # noqa: E402
 
-from adaptive_lora.stats import lr_selection  # noqa: E402
+from adaptive_lora.stats import lr_curves, lr_selection  # noqa: E402
 
 
 def main(argv=None) -> int:
     a = parse_args(__doc__.split("\n")[0], argv, default_exp="main")
-    sel = [s for s in lr_selection(load(a.exp)) if s["curve"]]
+    sel = lr_curves(lr_selection(load(a.exp)))
     if not sel:
         return skip(f"no protocol-v2 cell with a dev loss in results/{a.exp}/")
-    if any(len(s["curve"]) > 1 for s in sel):   # arms run at one lr only (stage 2 onwards) have no curve to show
-        sel = [s for s in sel if len(s["curve"]) > 1]
     groups: dict[tuple, list[dict]] = {}
     for s in sel:
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(s)

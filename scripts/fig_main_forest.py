@@ -14,10 +14,8 @@ import math
 import sys
 from pathlib import Path
 
-from matplotlib.ticker import MaxNLocator
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _plotting import figure, load, parse_args, save, skip  # noqa: E402
+from _plotting import difference_axis, figure, interval_row, load, parse_args, save, skip  # noqa: E402
 
 from adaptive_lora.report import protocol_v2  # noqa: E402
 
@@ -43,24 +41,13 @@ def main(argv=None) -> int:
     fig = figure(0.34 * len(rows) + 1.0)
     ax = fig.add_subplot(1, 1, 1)
     y = list(range(len(rows)))[::-1]
-    for yi, r in zip(y, rows):
-        for lo, hi, lw in ((r["adj_ci_low"], r["adj_ci_high"], 0.9), (r["ci_low"], r["ci_high"], 2.6)):
-            if math.isfinite(lo) and math.isfinite(hi):
-                ax.plot([lo, hi], [yi, yi], color="k", lw=lw, solid_capstyle="butt")
-        ax.plot([r["diff_mean"]], [yi], "o", color="k", mfc="white", ms=5, zorder=3)
-    ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
-    xs = [0.0] + [v for r in rows for v in (r["adj_ci_low"], r["adj_ci_high"], r["diff_mean"]) if math.isfinite(v)]
-    span = max(xs) - min(xs) or 1e-3
-    ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)
-    ax.set_ylim(-0.6, len(rows) - 0.4)
+    xs = [x for yi, r in zip(y, rows) for x in interval_row(ax, yi, r)]
+    difference_axis(ax, xs, len(rows))
     ax.set_yticks(y, [f"{r['strategy']} (lr {r['lr']:g}, n = {r['n_pairs']})" for r in rows])
     right = ax.twinx()
     right.set_ylim(ax.get_ylim())
     right.set_yticks(y, [f"{fmt(r['diff_mean'])}  {r['verdict']}" for r in rows])
     right.tick_params(axis="y", length=0)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_xlabel("test loss − uniform's at the same seed (nats); below 0: lower loss")
     model, data = rows[0]["model"], rows[0]["data"]
     fig.suptitle(f"{model} · {data} · budget {budget}, each at its own lr: 95 % CI (thick), Holm-adjusted (thin)")
     save(fig, a.out, "main_forest")

@@ -10,14 +10,11 @@ python scripts/fig_replications.py [--out paper/figures] -> <out>/replications.{
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-from matplotlib.ticker import MaxNLocator
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _plotting import figure, parse_args, save, skip  # noqa: E402
+from _plotting import difference_axis, figure, interval_row, parse_args, save, skip  # noqa: E402
 
 from adaptive_lora.report import REPLICATIONS, replication_effects  # noqa: E402
 from adaptive_lora.results import load_results  # noqa: E402
@@ -33,32 +30,22 @@ def main(argv=None) -> int:
     n = sum(len(rows) + 1 for _, rows in blocks)
     fig = figure(0.27 * n + 0.9)
     ax = fig.add_subplot(1, 1, 1)
-    y, ticks, labels, heads, xs = n - 1, [], [], [], [0.0]
+    y, ticks, labels, heads, xs = n - 1, [], [], [], []
     for label, rows in blocks:
         heads.append(len(ticks))
         ticks.append(y)
         labels.append(label)
         y -= 1
         for r in sorted(rows, key=lambda r: r["strategy"]):
-            for lo, hi, lw in ((r["adj_ci_low"], r["adj_ci_high"], 0.9), (r["ci_low"], r["ci_high"], 2.6)):
-                if math.isfinite(lo) and math.isfinite(hi):
-                    ax.plot([lo, hi], [y, y], color="k", lw=lw, solid_capstyle="butt")
-                    xs += [lo, hi]
-            ax.plot([r["diff_mean"]], [y], "o", color="k", mfc="white", ms=4.5, zorder=3)
+            xs += interval_row(ax, y, r, ms=4.5)
             ticks.append(y)
             labels.append(f"{r['strategy']} (n = {r['n_pairs']}): {r['verdict']}")
             y -= 1
-    ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
-    span = max(xs) - min(xs) or 1e-3
-    ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)
-    ax.set_ylim(-0.6, n - 0.4)
+    difference_axis(ax, xs, n)
     ax.set_yticks(ticks, labels)
     for i in heads:   # block headings: bold, no tick mark
         ax.get_yticklabels()[i].set_fontweight("bold")
         ax.yaxis.get_major_ticks()[i].tick1line.set_visible(False)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_xlabel("test loss − uniform's at the same seed (nats); below 0: lower loss")
     fig.suptitle("Part 1 and its replications: 95 % CI (thick), Holm-adjusted (thin)")
     save(fig, a.out, "replications")
     return 0

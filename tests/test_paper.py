@@ -443,7 +443,10 @@ def test_verdict_follows_the_holm_adjusted_interval():
     from adaptive_lora import paper, stats
 
     uni = [2.0, 2.1, 1.9]
-    pairs = {name: ([u + d for u, d in zip(uni, diffs)], uni) for name, diffs in {
+    def cells(losses):
+        return {seed: {"eval_loss": v} for seed, v in enumerate(losses)}
+
+    pairs = {name: (cells([u + d for u, d in zip(uni, diffs)]), cells(uni)) for name, diffs in {
         "clear": [-0.0100, -0.0101, -0.0099],     # p ~ 3e-5: rejected at Holm's first step
         "near": [0.005, 0.008, 0.011],            # p ~ 0.044: 95 % CI excludes 0, Holm's p ~ 0.09
         "null": [0.001, -0.002, 0.0015]}.items()}
@@ -451,7 +454,7 @@ def test_verdict_follows_the_holm_adjusted_interval():
     codes = {n: paper.verdict(c) for n, c in cmps.items()}
     assert codes["clear"][0] == "better" and codes["clear"][1].startswith("significantly better than uniform (")
     assert "Holm-adjusted" in codes["clear"][1] and "$p_{\\mathrm{Holm}}" in codes["clear"][1]
-    assert stats.verdict(cmps["near"]["diff_ci_low"], cmps["near"]["diff_ci_high"]) == "worse"
+    assert stats.verdict(cmps["near"]["ci_low"], cmps["near"]["ci_high"]) == "worse"
     assert codes["near"][0] == "same"
     assert codes["near"][1].endswith("; the unadjusted interval excludes zero but the adjusted one does not)")
     assert codes["null"][0] == "same" and "unadjusted" not in codes["null"][1]

@@ -425,3 +425,14 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
         r.pop("eval_example_losses")
     (row,) = stats.robustness(bare, budget="r8", reps=50)
     assert math.isnan(row["boot_ci_low"]) and math.isnan(row["multiplier"]) and "frontier" in row["note"]
+
+
+@pytest.mark.parametrize("curves, kept", [
+    ({"a": [], "b": [(1e-3, 1.0)]}, ["b"]),                                   # no cell: never drawn
+    ({"a": [(1e-3, 1.0), (3e-3, 0.9)], "b": [(1e-3, 1.0)]}, ["a"]),           # one-lr arms drop once a curve exists
+    ({"a": [(1e-3, 1.0)], "b": [(3e-3, 1.1)]}, ["a", "b"]),                   # no arm has a curve yet: all points
+    ({}, []),
+])
+def test_lr_curves_keeps_the_arms_with_a_curve(curves, kept):
+    rows = [{"strategy": s, "curve": c} for s, c in curves.items()]
+    assert [r["strategy"] for r in stats.lr_curves(rows)] == kept
