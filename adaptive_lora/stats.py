@@ -531,6 +531,21 @@ def lr_curves(selection: list[dict]) -> list[dict]:
     return rows
 
 
+def same_lr_dev_gaps(selection: list[dict], reference: str = REFERENCE) -> dict[str, list[tuple[float, float]]]:
+    """Per arm of an ``lr_selection`` group, its dev loss minus ``reference``'s at every lr both ran (seed 0):
+    {arm: [(lr, gap)]}, lr ascending, only finite gaps. Stage 1's view of the step-size confound: the sign of an
+    allocation's gap to uniform can change with the shared lr. One seed, dev split: an observation, no test.
+    ``selection``: rows of one (model, data, budget) group."""
+    ref = next((dict(s["curve"]) for s in selection if s["strategy"] == reference), {})
+    out = {}
+    for s in selection:
+        gaps = [(lr, v - ref[lr]) for lr, v in s["curve"]
+                if s["strategy"] != reference and lr in ref and _finite(v) and _finite(ref[lr])]
+        if gaps:
+            out[s["strategy"]] = gaps
+    return out
+
+
 def _at_lr(cells: list[dict], strategy: str, lr) -> dict[int, dict]:
     """{seed: cell} of ``strategy`` at learning rate ``lr`` (exact float match)."""
     out: dict[int, dict] = {}

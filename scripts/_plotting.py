@@ -109,17 +109,17 @@ def t_interval(values) -> tuple[float, float, float, int]:
     return ci["mean"], ci["ci_low"], ci["ci_high"], ci["n"]
 
 
-def interval_row(ax, y: float, row: dict, ms: float = 5) -> list[float]:
+def interval_row(ax, y: float, row: dict, ms: float = 5, color="k", filled: bool = False) -> list[float]:
     """One paired-difference row of a forest plot at height ``y``: the Holm step-down interval (thin,
     ``adj_ci_low``/``adj_ci_high``), the unadjusted 95 % interval (thick, ``ci_low``/``ci_high``) and the mean
-    (``diff_mean``, hollow point), as ``stats.paired_contrasts`` rows carry them. Returns the finite x values drawn
-    (for the axis limits); an interval that is NaN (n < 2) is left out."""
+    (``diff_mean``; a hollow point unless ``filled``), as ``stats.paired_contrasts`` rows carry them. Returns the
+    finite x values drawn (for the axis limits); an interval that is NaN (n < 2) is left out."""
     xs = [row["diff_mean"]] if math.isfinite(row["diff_mean"]) else []
     for lo, hi, lw in ((row["adj_ci_low"], row["adj_ci_high"], 0.9), (row["ci_low"], row["ci_high"], 2.6)):
         if math.isfinite(lo) and math.isfinite(hi):
-            ax.plot([lo, hi], [y, y], color="k", lw=lw, solid_capstyle="butt")
+            ax.plot([lo, hi], [y, y], color=color, lw=lw, solid_capstyle="butt")
             xs += [lo, hi]
-    ax.plot([row["diff_mean"]], [y], "o", color="k", mfc="white", ms=ms, zorder=3)
+    ax.plot([row["diff_mean"]], [y], "o", color=color, mfc=color if filled else "white", ms=ms, zorder=3)
     return xs
 
 

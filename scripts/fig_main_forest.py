@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         for ext in ("pdf", "png"):   # a figure of cells that are gone would be stale
             (Path(a.out) / f"main_forest.{ext}").unlink(missing_ok=True)
         return skip(f"no strategy with two seed pairs at {budget} in results/{a.exp}/")
-    fig = figure(0.34 * len(rows) + 1.0)
+    fig = figure(0.21 * len(rows) + 0.9)   # ~18 arms at r8 in under half a page
     ax = fig.add_subplot(1, 1, 1)
     y = list(range(len(rows)))[::-1]
     xs = [x for yi, r in zip(y, rows) for x in interval_row(ax, yi, r)]

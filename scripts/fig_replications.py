@@ -1,10 +1,12 @@
 """Figure: part 1's primary effects beside its four replications (EXPERIMENTS.md, Part 2).
 
-One block per experiment with results (``adaptive_lora.report.replication_effects``: part 1, A longer training,
-B GSM8K, C Gemma-3-270M, D the prior setting at the matched budget on the 500 held-out examples), one row per
-strategy with at least two seed pairs: mean paired difference to uniform rank (test loss, nats), unadjusted 95 %
-interval (thick) and Holm step-down interval (thin; the verdict follows it), a dashed line at zero. Skipped while
-no replication has such a row (part 1 alone is the main forest figure).
+One row per strategy that a replication repeats, one colour per experiment with results
+(``adaptive_lora.report.replication_effects``: part 1, A longer training, B GSM8K, C Gemma-3-270M, D the prior
+setting at the matched budget on the 500 held-out examples), side by side within the row: mean paired difference to
+uniform rank (test loss, nats), unadjusted 95 % interval (thick) and the Holm step-down interval over that
+experiment's own family (thin); a filled point where the adjusted interval excludes zero (the verdict), a dashed
+line at zero. Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
+with two seed pairs.
 
 python scripts/fig_replications.py [--out paper/figures] -> <out>/replications.{pdf,png}
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from matplotlib.lines import Line2D
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _plotting import difference_axis, figure, interval_row, parse_args, save, skip  # noqa: E402
+from _plotting import difference_axis, figure, interval_row, parse_args, plt, save, skip  # noqa: E402
 
 from adaptive_lora.report import REPLICATIONS, replication_effects  # noqa: E402
 from adaptive_lora.results import load_results  # noqa: E402
@@ -23,30 +27,31 @@ from adaptive_lora.results import load_results  # noqa: E402
 def main(argv=None) -> int:
     a = parse_args(__doc__.split("\n")[0], argv, default_exp="main")
     blocks = replication_effects({exp: load_results(exp) for exp, _ in REPLICATIONS})
-    if not any(label != REPLICATIONS[0][1] for label, _ in blocks):
+    part1 = REPLICATIONS[0][1]
+    replicated = list(dict.fromkeys(r["strategy"] for label, rows in blocks if label != part1 for r in rows))
+    if not replicated:
         for ext in ("pdf", "png"):
             (Path(a.out) / f"replications.{ext}").unlink(missing_ok=True)
         return skip("no replication has a strategy with two seed pairs yet")
-    n = sum(len(rows) + 1 for _, rows in blocks)
-    fig = figure(0.27 * n + 0.9)
+    blocks = [(label, [r for r in rows if r["strategy"] in replicated]) for label, rows in blocks]
+    blocks = [(label, rows) for label, rows in blocks if rows]
+    fig = figure(0.45 * len(replicated) + 1.1)
     ax = fig.add_subplot(1, 1, 1)
-    y, ticks, labels, heads, xs = n - 1, [], [], [], []
-    for label, rows in blocks:
-        heads.append(len(ticks))
-        ticks.append(y)
-        labels.append(label)
-        y -= 1
-        for r in sorted(rows, key=lambda r: r["strategy"]):
-            xs += interval_row(ax, y, r, ms=4.5)
-            ticks.append(y)
-            labels.append(f"{r['strategy']} (n = {r['n_pairs']}): {r['verdict']}")
-            y -= 1
-    difference_axis(ax, xs, n)
-    ax.set_yticks(ticks, labels)
-    for i in heads:   # block headings: bold, no tick mark
-        ax.get_yticklabels()[i].set_fontweight("bold")
-        ax.yaxis.get_major_ticks()[i].tick1line.set_visible(False)
-    fig.suptitle("Part 1 and its replications: 95 % CI (thick), Holm-adjusted (thin)")
+    cmap = plt.get_cmap("tab10")
+    step = 0.7 / max(1, len(blocks))
+    y_of = {s: len(replicated) - 1 - i for i, s in enumerate(replicated)}
+    xs = []
+    for j, (label, rows) in enumerate(blocks):
+        off = 0.35 - step * (j + 0.5)
+        for r in rows:
+            xs += interval_row(ax, y_of[r["strategy"]] + off, r, ms=4, color=cmap(j),
+                               filled=r["verdict"] in ("better", "worse"))
+    difference_axis(ax, xs, len(replicated))
+    ax.set_yticks(list(y_of.values()), list(y_of))
+    handles = [Line2D([], [], color=cmap(j), marker="o", mfc="white", lw=2.6) for j in range(len(blocks))]
+    fig.legend(handles, [label for label, _ in blocks], loc="outside lower center", ncol=min(3, len(blocks)),
+               frameon=False)
+    fig.suptitle("Part 1 and its replications: 95 % CI (thick), Holm-adjusted (thin); filled: adjusted CI excludes 0")
     save(fig, a.out, "replications")
     return 0
 

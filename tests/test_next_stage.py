@@ -84,7 +84,7 @@ def post_stage() -> tuple[list[dict], dict]:
     return rs, doc
 
 
-def test_after_stage_2_the_post_file_holds_shuffled_lr_checks_and_rslora():
+def test_after_stage_2_the_post_file_holds_shuffled_lr_checks_and_the_scaling_ablation():
     rs = results({"attn_heavy": 3e-3})
     suffix, doc = next_stage.plan(STAGE1, rs)
     rs += run_doc(doc, stage2_dev, rs)
@@ -94,9 +94,9 @@ def test_after_stage_2_the_post_file_holds_shuffled_lr_checks_and_rslora():
             tuple(b["seed"])) for b in doc["grid"]}
     assert got == {("shuffled:gradient", "constant", ("r8",), (1e-3,), (0, 1, 2, 3)),
                    ("uniform", "constant", ("r1", "r32"), (3.33e-4, 1e-3, 3e-3), (0,)),
-                   ("attn_heavy", "rslora", ("r8",), (3e-3,), (0, 1, 2, 3)),
-                   ("ffn_heavy", "rslora", ("r8",), (1e-3,), (0, 1, 2, 3)),
-                   ("gradient", "rslora", ("r8",), (1e-3,), (0, 1, 2, 3))}
+                   ("attn_heavy", "fixed-alpha", ("r8",), (3e-3,), (0, 1, 2, 3)),
+                   ("ffn_heavy", "fixed-alpha", ("r8",), (1e-3,), (0, 1, 2, 3)),
+                   ("gradient", "fixed-alpha", ("r8",), (1e-3,), (0, 1, 2, 3))}
 
 
 def test_the_frontier_follows_uniforms_dev_checks_at_r1_and_r32():
@@ -207,3 +207,8 @@ def test_replications_wait_for_part_1():
         nr.part1(STAGE1, results({})[:5])
     with pytest.raises(SystemExit, match="best data-driven strategy is not chosen yet"):
         nr.part1(STAGE1, results({}))
+
+
+def test_the_papers_main_seeds_are_the_stage_files_seeds():
+    from adaptive_lora.paper import MAIN_SEEDS
+    assert MAIN_SEEDS == len(next_stage.SEEDS)

@@ -8,6 +8,8 @@ those tests skip with that reason. One latexmk build (into a temporary copy, the
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import shutil
 import subprocess
@@ -341,6 +343,11 @@ def test_numbers_match_the_committed_results(generated):
     assert stale == [], f"paper/generated/{stale} differ from a regeneration: run `make paper` and commit"
 
 
+def test_outputs_name_every_generated_file(generated):
+    """OUTPUTS (the files the prose checks read) is exactly what build writes: a new generated file is checked."""
+    assert sorted(generated) == sorted(numbers.OUTPUTS)
+
+
 def test_a_stale_numbers_file_is_detected(generated, tmp_path):
     out = tmp_path / "generated"
     shutil.copytree(GENERATED, out)
@@ -601,19 +608,21 @@ def test_main_results_table_and_sentence_from_the_reports_statistics(tmp_path):
     primary, secondary = paper.main_endpoint_rows(v2_cells())
     assert [(r["strategy"], r["lr"], r["n_pairs"], r["verdict"]) for r in primary] == [
         ("attn_heavy", 1e-4, 3, "better"), ("ffn_heavy", 3e-4, 3, "no detectable difference")]
-    macros, tex = paper.main_results(primary, secondary, tmp_path / "absent.pdf")
+    macros, tex, table = paper.main_results(primary, secondary, tmp_path / "absent.pdf")
     assert macros["MainEndpointSentence"] == (
         "With 3 paired seeds per strategy, the Holm-adjusted intervals of the primary endpoint "
-        "(Table~\\ref{tab:main-endpoint}) give: \\texttt{attn\\_heavy}: better; \\texttt{ffn\\_heavy}: no "
-        "detectable difference.")
-    assert "\\label{tab:main-endpoint}" in tex and "$-$0.1000" in tex and "primary endpoint" in tex
-    assert "secondary endpoint" in tex and "main_forest" not in tex           # no figure file: no figure
+        "(Table~\\ref{tab:main-endpoint} in Appendix~\\ref{app:main-robustness}) give: \\texttt{attn\\_heavy}: "
+        "better; \\texttt{ffn\\_heavy}: no detectable difference.")
+    assert "\\label{tab:main-endpoint}" in table and "$-$0.1000" in table and "primary endpoint" in table
+    assert "secondary endpoint" in table and "main_forest" not in tex         # no figure file: no figure
     (tmp_path / "f.pdf").write_bytes(b"%PDF")
-    assert "\\PaperGraphic{main_forest}" in paper.main_results(primary, secondary, tmp_path / "f.pdf")[1]
+    macros, tex, _ = paper.main_results(primary, secondary, tmp_path / "f.pdf")
+    assert "\\PaperGraphic{main_forest}" in tex and "tabular" not in tex      # the main text: the figure only
+    assert "(Figure~\\ref{fig:main-forest}; Table~" in macros["MainEndpointSentence"]
     # one seed per strategy: no interval, nothing to show, and the sentence says so
     one = [r for r in v2_cells() if r["config"]["seed"] == 0]
-    macros, tex = paper.main_results(*paper.main_endpoint_rows(one), tmp_path / "f.pdf")
-    assert macros["MainEndpointSentence"].startswith("No strategy has two seeds") and "tabular" not in tex
+    macros, tex, table = paper.main_results(*paper.main_endpoint_rows(one), tmp_path / "f.pdf")
+    assert macros["MainEndpointSentence"].startswith("No strategy has two seeds") and "tabular" not in tex + table
 
 
 def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
@@ -665,9 +674,12 @@ def test_replications_figure_puts_each_replication_beside_part_1(tmp_path, monke
     fig = figs[0][0]
     assert _plotting.small_texts(fig) == []
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == ["part 1 (SmolLM2, Alpaca, 125 steps)", "attn_heavy (n = 3): better",
-                      "ffn_heavy (n = 3): no detectable difference", "B: GSM8K", "attn_heavy (n = 3): better",
-                      "ffn_heavy (n = 3): no detectable difference"]
+    assert labels == ["attn_heavy", "ffn_heavy"]               # one row per replicated strategy
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["part 1 (SmolLM2, Alpaca, 125 steps)", "B: GSM8K"]
+    points = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o"]
+    assert len(points) == 4                                   # 2 strategies x 2 experiments, side by side
+    # attn_heavy is "better" (adjusted interval excludes 0): filled; ffn_heavy is not: hollow
+    assert sorted(ln.get_markerfacecolor() == ln.get_color() for ln in points) == [False, False, True, True]
     _plotting.plt.close(fig)
     # part 1 alone: no replication figure (the main forest shows it)
     import shutil as sh
@@ -681,9 +693,10 @@ def test_main_robustness_section_from_the_reports_statistics():
     from adaptive_lora.report import protocol_v2_robustness
     rows = protocol_v2_robustness(v2_cells())
     assert [(r["strategy"], r["n_pairs"]) for r in rows] == [("attn_heavy", 3), ("ffn_heavy", 3)]
-    tex = paper.main_robustness(rows)
+    tex = paper.main_robustness(rows, "ENDPOINT TABLE")
     assert "\\label{tab:main-robustness}" in tex and "2{,}000 replicates" in tex and "attn\\_heavy" in tex
-    assert "tabular" not in paper.main_robustness([])
+    assert "ENDPOINT TABLE" in tex and "\\label{app:main-robustness}" in tex
+    assert "tabular" not in paper.main_robustness([], "")
 
 
 @pytest.mark.parametrize("keep, expected", [
@@ -699,3 +712,93 @@ def test_main_abstract_sentence_table(keep, expected):
     from adaptive_lora import paper
     cells = [c for c in v2_cells() if keep(c)]
     assert paper.main_abstract_sentence(cells, {"MainStageOneDone": "3", "MainStageOnePlanned": "28"}, 2e-4) == expected
+
+
+# ------------------------------------------------------------------ layout once the whole main grid has landed
+FULL_GRID_ARMS = [  # (arm's strategy, extra config, true effect on the test loss in nats) at r8, stages 2-5
+    ("uniform", {}, 0.0), ("linear_decay", {}, 0.001), ("linear_increase", {}, -0.001), ("attn_heavy", {}, -0.004),
+    ("ffn_heavy", {}, 0.006), ("attention_only", {}, 0.02), ("ffn_only", {}, 0.01), ("weight_norm", {}, 0.002),
+    ("spectral", {}, 0.0), ("activation", {}, -0.002), ("gradient", {}, -0.003),
+    ("shuffled:gradient", {}, 0.001), ("eva", {}, -0.001), ("eva", {"eva_rho": 1.0}, 0.0), ("adalora", {}, 0.03),
+    ("attn_heavy", {"scaling": "fixed-alpha"}, -0.002), ("ffn_heavy", {"scaling": "fixed-alpha"}, 0.004),
+    ("gradient", {"scaling": "fixed-alpha"}, -0.001)]
+FULL_REPLICATIONS = {"replication_long": ["uniform", "attn_heavy", "ffn_heavy", "gradient"],
+                     "replication_gsm8k": ["uniform", "attn_heavy", "ffn_heavy", "gradient", "eva", "adalora"],
+                     "replication_gemma": ["uniform", "attn_heavy", "ffn_heavy", "gradient"]}
+
+
+def full_grid_results(dst: Path) -> Path:
+    """results/ as it will be once the main grid and the protocol-v2 replications have run: the committed pilot and
+    default runs, and synthetic main / replication cells built from a committed main-grid cell (every field a real
+    cell has, per-example losses shifted by the arm's effect): 18 arms x 4 seeds at r8 with stage-1 lr curves,
+    uniform's frontier r1-r32, and three replications."""
+    import random
+    template = json.loads(next(iter(sorted((ROOT / "results" / "main").glob("*.json")))).read_text())
+    for exp in ("pilot", "default"):
+        shutil.copytree(ROOT / "results" / exp, dst / exp)
+    rng = random.Random(0)
+
+    def cell(exp, strategy, extra, seed, lr, effect, budget="r8"):
+        r = json.loads(json.dumps(template))
+        r["config"].update(strategy=strategy, seed=seed, lr=lr, budget=budget, experiment=exp, **extra)
+        noise = rng.gauss(0, 0.002)
+        shift = effect + noise + 0.02 * abs(math.log10(lr / 3e-3)) + 0.003 * seed
+        r["eval_loss"] = template["eval_loss"] + shift
+        r["dev_loss"] = template["dev_loss"] + shift
+        r["eval_example_losses"] = [[total * r["eval_loss"] / template["eval_loss"], tokens]   # [sum, tokens]
+                                    for total, tokens in template["eval_example_losses"]]
+        r["run_id"] = f"{strategy}-{'-'.join(f'{k}{v}' for k, v in extra.items())}-{budget}-{lr:g}-s{seed}"
+        (dst / exp).mkdir(parents=True, exist_ok=True)
+        (dst / exp / f"{r['run_id'].replace(':', '_')}.json").write_text(json.dumps(r))
+
+    for strategy, extra, effect in FULL_GRID_ARMS:
+        for seed in range(4):
+            cell("main", strategy, extra, seed, 3e-3, effect)
+        if not extra and strategy in ("uniform", "attn_heavy", "ffn_heavy", "linear_increase", "gradient", "eva",
+                                      "adalora"):
+            for lr in (3e-4, 1e-3, 1e-2):
+                cell("main", strategy, extra, 0, lr, effect)
+    for rank, loss in ((1, 0.05), (2, 0.03), (4, 0.015), (16, -0.01), (32, -0.02)):
+        for seed in range(3):
+            cell("main", "uniform", {}, seed, 3e-3, loss, budget=f"r{rank}")
+    for exp, strategies in FULL_REPLICATIONS.items():
+        for strategy in strategies:
+            for seed in range(4):
+                cell(exp, strategy, {}, seed, 3e-3, dict((s, e) for s, _, e in FULL_GRID_ARMS)[strategy])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def built_full_grid(tmp_path_factory) -> Path:
+    """The paper built from ``full_grid_results``: figures drawn by the fig_*.py scripts, generated files by the
+    generator, then latexmk, all in a copy of paper/."""
+    need(*LATEX_TOOLS)
+    tmp = tmp_path_factory.mktemp("full")
+    results = full_grid_results(tmp / "results")
+    d = copy_sources(tmp / "paper")
+    env = dict(os.environ, ADAPTIVE_LORA_RESULTS=str(results))
+    for script, args in (("fig_lr_curves.py", ["--exp", "main"]), ("fig_main_forest.py", ["--exp", "main"]),
+                         ("fig_replications.py", [])):
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--out", str(d / "figures"), *args],
+                           env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+    numbers.write(numbers.build(results, figures=d / "figures"), d / "generated")
+    r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build",
+                        "main.tex"], cwd=d, capture_output=True, text=True, timeout=900)
+    log = d / "build" / "main.log"
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    return d
+
+
+def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
+    """Once every cell has landed, the main text (with the primary-endpoint forest and the replications figure)
+    still ends by page 9, nothing overflows and every reference resolves."""
+    d = built_full_grid
+    log = (d / "build" / "main.log").read_text(errors="replace")
+    assert log_problems(log) == [] and overfull_boxes(log) == []
+    pages = label_pages((d / "build" / "main.aux").read_text(errors="replace"))
+    assert pages["fig:main-forest"] <= MAX_MAIN_TEXT_PAGES and pages["fig:replications"] <= MAX_MAIN_TEXT_PAGES
+    assert pages["paper@end-of-main-text"] <= MAX_MAIN_TEXT_PAGES, (
+        f"with the whole main grid the main text ends on page {pages['paper@end-of-main-text']}")
+    assert "\\PaperGraphic{main_forest}" in (d / "generated" / "main_results.tex").read_text()
+    assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()

@@ -47,3 +47,20 @@ def test_verify_fails_loudly_on_mismatch():
     wrong = dict(rank_map, **{spec.modules[0].name: 3})
     with pytest.raises(RuntimeError, match="mismatched"):
         verify(peft_model, spec, wrong)
+
+
+@pytest.mark.parametrize("scaling, scale_at", [
+    # module scale in PEFT at ranks 4, 8, 16: the default is 2 everywhere; fixed-alpha (stage 5 of the main grid)
+    # equals it at r = 8 only; the frozen rslora (alpha 16 / sqrt(r)) is 2.83x the default at r = 8
+    ("constant", {4: 2.0, 8: 2.0, 16: 2.0}),
+    ("fixed-alpha", {4: 4.0, 8: 2.0, 16: 1.0}),
+    ("rslora", {4: 8.0, 8: 16 / 8 ** 0.5, 16: 4.0}),
+])
+def test_module_scale_by_rank_table(scaling, scale_at):
+    spec = model_spec("tiny-llama")
+    ranks = list(scale_at)
+    rank_map = {m.name: ranks[i % len(ranks)] for i, m in enumerate(spec.modules)}
+    peft_model = get_peft_model(load_model("tiny-llama")[0], lora_config(rank_map, scaling))
+    seen = {module.r["default"]: module.scaling["default"] for _, module in peft_model.named_modules()
+            if isinstance(getattr(module, "scaling", None), dict) and "default" in module.scaling}
+    assert seen == pytest.approx(scale_at)

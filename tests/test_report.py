@@ -377,3 +377,17 @@ def test_prior_setting_section_compares_natural_and_matched_budgets():
     md = "\n".join(report.prior_setting_markdown(rows))
     assert "### natural budgets, transfer_loss" in md and "### matched budgets, eval_loss" in md
     assert report.prior_setting([r for r in rs if r["config"]["strategy"] != "uniform"]) == []   # no reference
+
+
+@pytest.mark.parametrize("planned, needed, words", [
+    (4, (3, 4, 5), "meets the Holm-corrected figure but not the upper bound"),
+    (5, (3, 4, 5), "meets all three"),
+    (3, (3, 4, 5), "meets the uncorrected figure only"),
+    (2, (3, 4, None), "meets none of them"),
+    (4, (3, 4, None), "meets the Holm-corrected figure but not the upper bound"),
+])
+def test_planned_seeds_against_the_seeds_needed(planned, needed, words):
+    from adaptive_lora.writers import planned_seeds_text
+    text = planned_seeds_text(planned, *needed, str)
+    assert text.startswith(f"The main grid runs {planned} seeds per cell, which {words};")
+

@@ -436,3 +436,12 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
 def test_lr_curves_keeps_the_arms_with_a_curve(curves, kept):
     rows = [{"strategy": s, "curve": c} for s, c in curves.items()]
     assert [r["strategy"] for r in stats.lr_curves(rows)] == kept
+
+
+def test_same_lr_dev_gaps_table():
+    sel = [{"strategy": "uniform", "curve": [(3e-4, 1.80), (1e-3, 1.79), (3e-3, 1.78), (1e-2, math.inf)]},
+           {"strategy": "attn_heavy", "curve": [(3e-4, 1.79), (1e-3, 1.80), (1e-2, 2.0)]},   # no 3e-3 cell yet
+           {"strategy": "ffn_heavy", "curve": [(3e-2, 1.9)]}]                                  # no common lr
+    gaps = stats.same_lr_dev_gaps(sel)
+    assert list(gaps) == ["attn_heavy"]                       # a diverged uniform (inf) gives no gap at 1e-2
+    assert gaps["attn_heavy"] == [(3e-4, pytest.approx(-0.01)), (1e-3, pytest.approx(0.01))]
