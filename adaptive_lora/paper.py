@@ -975,14 +975,13 @@ def runs_table(ctx: Inputs) -> Section:
                 + "\n"}
 
 
-def main_grid_macros(exps: dict[str, list[dict]], lr_pdf: Path, grid: Path = MAIN_GRID) -> dict[str, str]:
+def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Path = MAIN_GRID) -> dict[str, str]:
     """Macros of the main grid (protocol v2): stage-1 progress, the training-path hash its cells share, and the
-    learning rate chosen on the dev split per strategy so far (``adaptive_lora.stats.lr_selection``; the test loss
-    plays no part)."""
+    learning rate chosen on the dev split per swept strategy so far (``swept``: ``stats.lr_curves`` of the
+    ``lr_selection`` at MAIN_BUDGET, the rows the lr table shows; the test loss plays no part)."""
     from .provenance import training_path_hash
     from .sweep import cells, load_grid
 
-    main = [r for r in exps.get("main", []) if "eval_loss" in r]
     planned = cells(load_grid(grid))
     done = {r["run_id"] for r in main}
     hashes = sorted({stats.training_path_hash(r) or "none" for r in main})
@@ -995,7 +994,6 @@ def main_grid_macros(exps: dict[str, list[dict]], lr_pdf: Path, grid: Path = MAI
          "MainDevExamples": tex_int(planned[0].dev_examples), "MainTrainExamples": tex_int(planned[0].train_examples),
          "MainTransferExamples": tex_int(planned[0].transfer_examples)}
     parts = []
-    swept = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
     for s in swept:
         runs = len(s["curve"])
         if s["lr"] is None:
@@ -1179,7 +1177,7 @@ def main_grid(ctx: Inputs) -> Section:
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
     lr_pdf = ctx.figures / "lr_curves.pdf"
-    macros = main_grid_macros(ctx.exps, lr_pdf)
+    macros = main_grid_macros(main, selection, lr_pdf)
     primary, secondary = main_endpoint_rows(main)     # once: the figure, the table and the conclusion share them
     m, results_tex, table = main_results(primary, secondary, ctx.figures / "main_forest.pdf")
     from .report import protocol_v2_robustness
