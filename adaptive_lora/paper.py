@@ -480,6 +480,10 @@ def protocol(ctx: Inputs) -> Section:
         "DefaultMaxRank": str(allocation.DEFAULT_MAX_RANK),
         "FixedAlpha": str(peft_config.FIXED_ALPHA),
         "ConstantScale": f"{peft_config.alpha_for(8, 'constant') / 8:g}",
+        # rsLoRA's scale at r = 8 and its ratio to the default's (the scaling appendix: why stage 5 is fixed-alpha)
+        "RsloraScaleREight": f"{peft_config.alpha_for(8, 'rslora') / math.sqrt(8):.2f}",
+        "RsloraScaleRatio": "{:.1f}".format(peft_config.alpha_for(8, "rslora") / math.sqrt(8)
+                                            / (peft_config.alpha_for(8, "constant") / 8)),
         "LinearDecayRatio": f"{get_strategy('linear_decay').params['ratio']:g}",
         "GroupFactor": f"{get_strategy('attn_heavy').params['k']:g}",
         # the pilot's AdaLoRA schedule = the RunConfig defaults (protocol v2 sets its own in experiments/main*.yaml)
