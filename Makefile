@@ -78,7 +78,7 @@ paper-deps:
 
 paper: setup paper-deps
 	@if ls $(RESULTS_DIR)/$(EXP)/*.json >/dev/null 2>&1; then $(MAKE) --no-print-directory figures; \
-	else echo "paper: no result in $(RESULTS_DIR)/$(EXP)/ yet, so no figures and no strategy table (the paper says so)"; fi
+	else echo "paper: no result in $(RESULTS_DIR)/$(EXP)/: no pilot figures (the generator refuses an incomplete pilot)"; fi
 	$(MAKE) --no-print-directory main-figures
 	$(PY) scripts/make_paper_numbers.py
 	mkdir -p paper/build

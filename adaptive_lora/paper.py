@@ -378,14 +378,6 @@ class Inputs:
         return sorted({b for _, b, _ in self.cells_planned}, key=lambda b: budget_key(b, self.spec))
 
     @property
-    def planned_keys(self) -> list[tuple[str, str]]:
-        return list(dict.fromkeys((s, b) for s, b, _ in self.cells_planned))
-
-    @property
-    def all_keys(self) -> list[tuple[str, str]]:
-        return sorted(set(self.planned_keys) | set(self.cells), key=lambda k: (budget_key(k[1], self.spec), k[0]))
-
-    @property
     def default_runs(self) -> list[dict]:
         return self.exps.get(DEFAULT_EXP, [])
 
@@ -393,22 +385,9 @@ class Inputs:
     def base_losses(self) -> list[float]:
         return [r["base_eval_loss"] for r in self.pilot + self.default_runs if finite(r.get("base_eval_loss"))]
 
-    def hyper_precision(self) -> str:
-        return escape(self.grid_defaults.get("precision", self.defaults["precision"]))
 
-    def pilot_missing(self) -> int:
-        present = {(str(r["config"].get("strategy")), str(r["config"].get("budget")),
-                    int(r["config"].get("seed", 0))) for r in self.pilot}
-        return sum(1 for c in self.cells_planned if c not in present)
-
-    def pilot_status(self) -> str:
-        if not self.pilot:
-            return "not yet run (no result is committed under \\texttt{results/pilot/})"
-        missing = self.pilot_missing()
-        if not missing:
-            return "complete"
-        return (f"partial: {len(self.cells_planned) - missing} of the {len(self.cells_planned)} planned runs "
-                "are committed")
+class IncompletePilot(ValueError):
+    """The pilot is a finished, frozen experiment: the paper is built from all of its cells or not at all."""
 
 
 def load_inputs(results_dir: Path | None = None, figures: Path | None = None) -> Inputs:
@@ -426,9 +405,15 @@ def load_inputs(results_dir: Path | None = None, figures: Path | None = None) ->
                  cells_planned=cells_planned, grid_defaults=grid_defaults, defaults=config_defaults(),
                  spec=spec, budget_main=parse_budget(MAIN_BUDGET, spec), figures=figures or PAPER / "figures")
     ctx.pilot = [r for r in exps.get(MAIN_EXP, []) if r["config"].get("model") == MODEL]
+    present = {(r["config"]["strategy"], r["config"]["budget"], r["config"]["seed"]) for r in ctx.pilot}
+    missing = [c for c in cells_planned if c not in present]
+    if missing or not ctx.default_runs:
+        raise IncompletePilot(f"{results_dir or results_root()}: the pilot lacks "
+                              f"{len(missing)} of its {len(cells_planned)} cells"
+                              + ("" if ctx.default_runs else " and results/default/ is empty")
+                              + "; the paper is built from the committed results (git checkout results/)")
     ctx.cells = cells_of(ctx.pilot)
-    ctx.comparisons = {b: compare(ctx.cells, b)
-                       for b in sorted({b for _, b in ctx.all_keys}, key=lambda b: budget_key(b, spec))}
+    ctx.comparisons = compare(ctx.cells, MAIN_BUDGET)
     return ctx
 
 
@@ -439,12 +424,9 @@ def title_page(ctx: Inputs) -> Section:
     # inter-sentence space (chktex warning 13)
     return {
         "PaperTitle": re.sub(r"([A-Z])([.:])", r"\1\\@\2", escape(meta["title"])),
-        "PaperShortTitle": escape(meta.get("short_title", meta["title"])),
-        "PaperAuthors": " \\and ".join(escape(a["name"]) for a in meta["authors"]),
         "PaperAuthorsPlain": join_words([escape(a["name"]) for a in meta["authors"]]),
         "PaperAuthorBlock": " \\and ".join(f"{escape(a['name'])}\\\\ {escape(a['affiliation'])}"
                                            for a in meta["authors"]),
-        "PaperAffiliations": "; ".join(dict.fromkeys(escape(a["affiliation"]) for a in meta["authors"])),
     }, {}
 
 
@@ -468,15 +450,14 @@ def protocol(ctx: Inputs) -> Section:
         "HyperGradClip": f"{d['max_grad_norm']:.1f}",
         "HyperEpochs": f"{g.get('epochs', d['epochs']):g}",
         "HyperTrainExamples": tex_int(g.get("train_examples", d["train_examples"])),
-        "HyperPrecision": ctx.hyper_precision(),
+        "HyperPrecision": escape(g.get("precision", d["precision"])),
         "PilotPlannedStrategies": str(len(ctx.planned_strats)),
         "PilotPlannedSeeds": str(len(planned_seeds)),
-        "PilotPlannedStrategyList": join_words([tt(s) for s in ctx.planned_strats]) or NA,
-        "PilotPlannedBudgetList": join_words([tt(b) for b in ctx.planned_budgets]) or NA,
         "BudgetTolerance": f"{TOLERANCE * 100:g}\\,\\%",
         "BudgetToleranceFraction": f"{TOLERANCE:g}",
         "MainBudget": tt(MAIN_BUDGET),
         "SignificanceLevel": f"{ALPHA:g}",
+        "EquivalenceMargin": f"{stats.EQUIVALENCE_MARGIN:g}",
         "DefaultMaxRank": str(allocation.DEFAULT_MAX_RANK),
         "FixedAlpha": str(peft_config.FIXED_ALPHA),
         "ConstantScale": f"{peft_config.alpha_for(8, 'constant') / 8:g}",
@@ -489,7 +470,6 @@ def protocol(ctx: Inputs) -> Section:
         # the pilot's AdaLoRA schedule = the RunConfig defaults (protocol v2 sets its own in experiments/main*.yaml)
         "AdaloraPruneStart": f"{d['adalora_tinit'] * 100:g}\\,\\%",
         "AdaloraPruneEnd": f"{(1 - d['adalora_tfinal']) * 100:g}\\,\\%",
-        "RankMapStrategies": str(len(ctx.planned_strats)),
     }, {}
 
 
@@ -497,17 +477,15 @@ def data(ctx: Inputs) -> Section:
     """Sizes of the committed data subsets (data/manifest.json)."""
     manifest = ctx.manifest
     M = {f"Data{camel(path.removesuffix('.jsonl'))}": tex_int(entry["n"]) for path, entry in sorted(manifest.items())}
-    M["DataPriorTrain"] = M.get("DataAlpacaPriorTrain", NA)
-    M["DataPriorEval"] = M.get("DataAlpacaPriorEval", NA)
+    M["DataPriorTrain"] = M.pop("DataAlpacaPriorTrain")
+    M["DataPriorEval"] = M.pop("DataAlpacaPriorEval")
     M["DataPriorRecords"] = tex_int(sum(manifest[k]["n"] for k in ("alpaca/prior_train.jsonl",
                                                                      "alpaca/prior_eval.jsonl") if k in manifest))
     return M, {}
 
 
 def model_and_budgets(ctx: Inputs) -> Section:
-    """The base model's shape and the parameter count of each budget."""
-    from .budget import parse_budget
-
+    """The base model's shape and the main budget's parameter count."""
     spec = ctx.spec
     per_rank = sum(m.params_per_rank for m in spec.modules)
     attn_per_rank = sum(m.params_per_rank for m in spec.modules if m.group == "attn")
@@ -517,9 +495,7 @@ def model_and_budgets(ctx: Inputs) -> Section:
          "SmolParamsPerRank": tex_int(per_rank), "SmolAttnShare": f"{attn_per_rank / per_rank * 100:.1f}\\,\\%",
          "SmolWidth": str(by_kind["q_proj"].in_features), "SmolFfnWidth": str(by_kind["gate_proj"].out_features),
          "SmolTotalParams": f"{total / 1e6:.1f}M",
-         "BudgetREightShare": f"{ctx.budget_main / total * 100:.1f}\\,\\%"}
-    for b in sorted(set(ctx.planned_budgets) | {"r2", "r4", "r8", "r16"}, key=lambda b: budget_key(b, spec)):
-        M[f"Budget{camel(b)}Params"] = tex_int(parse_budget(b, spec))
+         "BudgetREightShare": percent(ctx.budget_main / total), "BudgetREightParams": tex_int(ctx.budget_main)}
     return M, {}
 
 
@@ -534,16 +510,16 @@ def prior_work(ctx: Inputs) -> Section:
     for key, row in prior["rows"].items():
         counts[key] = dspec.select(row["targets"]).uniform_count(rank)
         matches[key] = f"{counts[key] / 1e6:.2f}M" == str(row["reported_params"])
-        M[f"PriorCount{camel(key)}"] = tex_int(counts[key])
         M[f"PriorPrinted{camel(key)}"] = escape(row["reported_params"])
     true_attn = dspec.select(prior["true_attention_only_targets"]).uniform_count(rank)
     mlp_cproj = counts["attention_only"] - true_attn
     loss, ppl = float(prior["reported_loss"]), float(prior["reported_perplexity"])
-    M.update({"PriorCountTrueAttentionOnly": tex_int(true_attn), "PriorCountMlpCproj": tex_int(mlp_cproj),
+    M.update({"PriorCountAttentionOnly": tex_int(counts["attention_only"]),
+              "PriorCountTrueAttentionOnly": tex_int(true_attn), "PriorCountMlpCproj": tex_int(mlp_cproj),
               "PriorMlpCprojShare": f"{mlp_cproj / counts['attention_only'] * 100:.1f}\\,\\%",
               "PriorAttentionOverstatement": f"{counts['attention_only'] / true_attn:.2f}",
               "PriorCountsAllMatch": "all three" if all(matches.values()) else "not all",
-              "PriorRank": str(rank), "PriorAlpha": str(prior["alpha"]), "PriorLayers": str(dspec.n_layers),
+              "PriorRank": str(rank), "PriorAlpha": str(prior["alpha"]),
               "PriorLoss": f"{loss:g}", "PriorPPL": tex_int(ppl), "PriorExpLoss": f"{math.exp(loss):.1f}",
               "PriorLogPPL": f"{math.log(ppl):.2f}", "PriorPPLRatio": f"{ppl / math.exp(loss):.0f}"})
 
@@ -561,143 +537,50 @@ def prior_work(ctx: Inputs) -> Section:
 
 
 def pilot_cells(ctx: Inputs) -> Section:
-    """The pilot's status and, per planned or committed (strategy, budget), the mean loss over seeds."""
-    status = ctx.pilot_status()
-    M = {"PilotRuns": str(len(ctx.pilot)), "PilotStatus": status,
-         "PilotGridSentence": (
-             f"The pilot grid is complete: all {len(ctx.cells_planned)} planned runs are committed."
-             if ctx.pilot and not ctx.pilot_missing() else
-             f"The pilot grid is {status}, so statements in this paper cover only those runs, and sentences that "
-             "depend on missing runs say so.")}
-    for strat, b in ctx.all_keys:
-        cell = ctx.cells.get((strat, b), Cell(strat, b))
-        st = stats.mean_ci(cell.values("eval_loss"), CONF)
-        pre = f"Pilot{camel(strat)}{camel(b)}"
-        params, secs = cell.values("trainable_params"), cell.values("train_seconds")
-        M.update({pre + "N": str(st["n"]), pre + "Loss": tex_num(st["mean"]),
-                  pre + "LossCI": tex_interval(st["ci_low"], st["ci_high"]),
-                  pre + "LossHalfWidth": f"$\\pm {st['half']:.4f}$" if finite(st["half"]) else NA,
-                  pre + "PPL": tex_num(math.exp(st["mean"]), 2) if finite(st["mean"]) else NA,
-                  pre + "Params": tex_int(mean(params)) if params else NA,
-                  pre + "TrainMinutes": tex_num(mean(secs) / 60, 1) if secs else NA})
-    return M, {}
+    """The pilot's size (it is complete: ``load_inputs`` refuses a partial one)."""
+    return {"PilotRuns": str(len(ctx.pilot))}, {}
 
 
 def main_verdicts(ctx: Inputs) -> dict[str, tuple[str, str]]:
     """{strategy: (code, sentence)} of every strategy against uniform at the main budget (``verdict``)."""
-    main = ctx.comparisons.get(MAIN_BUDGET, {})
-    strategies = sorted({s for s, b in ctx.all_keys if b == MAIN_BUDGET and s != REFERENCE})
-    return {s: verdict(main.get(s)) for s in strategies}
+    return {s: verdict(c) for s, c in sorted(ctx.comparisons.items())}
 
 
 def pilot_verdicts(ctx: Inputs) -> Section:
-    """Each strategy against uniform at each budget (paired difference, its 95 % and Holm-adjusted intervals, p,
-    Holm's p), and the verdict sentences at the main budget."""
-    M: dict[str, str] = {}
-    for b, cmps in ctx.comparisons.items():
-        for strat in sorted({s for s, bb in ctx.all_keys if bb == b and s != REFERENCE}):
-            cmp = cmps.get(strat)
-            pre = f"Pilot{camel(strat)}{camel(b)}"
-            M[pre + "Diff"] = tex_signed(cmp["diff_mean"]) if cmp else NA
-            M[pre + "DiffCI"] = tex_interval(cmp["ci_low"], cmp["ci_high"], signed=True) if cmp else NA
-            M[pre + "DiffCIHolm"] = tex_interval(cmp["adj_ci_low"], cmp["adj_ci_high"], signed=True) if cmp else NA
-            M[pre + "P"] = p_value(cmp["p"]) if cmp else NA
-            M[pre + "PHolm"] = p_value(cmp["p_holm"]) if cmp else NA
-            M[pre + "Pairs"] = str(cmp["n_pairs"]) if cmp else "0"
-    for strat, (code, sentence) in main_verdicts(ctx).items():
-        M[f"Verdict{camel(strat)}"] = sentence
-        M[f"VerdictCode{camel(strat)}"] = code
-    return M, {}
+    """The verdict sentences the text quotes (AdaLoRA's; the shuffled control's is ``shuffled_control``'s)."""
+    return {"VerdictAdalora": main_verdicts(ctx)["adalora"][1]}, {}
 
 
 def pilot_headline(ctx: Inputs) -> Section:
-    """The one-sentence summary of the verdicts at the main budget (abstract, results, conclusion) and the
-    allocation guideline that follows from them."""
+    """The one-sentence summary of the verdicts at the main budget (abstract and results): the strategies grouped
+    by verdict after Holm's correction, and those whose unadjusted interval alone excludes zero."""
     verdicts = {s: code for s, (code, _) in main_verdicts(ctx).items()}
-    M: dict[str, str] = {}
-    main = ctx.comparisons.get(MAIN_BUDGET, {})
-    tested = sorted(s for s, c in verdicts.items() if c != "untested")
-    better = [s for s in tested if verdicts[s] == "better"]
-    worse = [s for s in tested if verdicts[s] == "worse"]
-    same = [s for s in tested if verdicts[s] in ("same", "degenerate")]
-    untested = sorted(s for s, c in verdicts.items() if c == "untested")
-    M["PilotTestedStrategies"] = str(len(tested))
-    M["PilotComparisons"] = str(max((c["m"] for c in main.values()), default=0))
+    main = ctx.comparisons
 
     def were(names: list[str]) -> str:
         return f"{join_words([tt(s) for s in names])} {'was' if len(names) == 1 else 'were'}"
 
-    if not tested:
-        headline = ("no allocation strategy has yet been compared with uniform rank, because the pilot grid is "
-                    + ctx.pilot_status())
-    else:
-        parts = []
-        if better:
-            parts.append(f"{were(better)} significantly better than uniform rank")
-        if worse:
-            parts.append(f"{were(worse)} significantly worse")
-        if same:
-            parts.append(f"{were(same)} not significantly different from uniform rank")
-            near = [s for s in same if unadjusted_only(main.get(s))]
-            if near:
-                parts[-1] += (f" (for {join_words([tt(s) for s in near])} the unadjusted interval excludes zero but "
-                              f"the adjusted one does not)")
-        headline = (f"after Holm's correction over the {len(tested)} strateg{'ies' if len(tested) != 1 else 'y'} "
-                    f"tested at {tt(MAIN_BUDGET)}, " + "; ".join(parts))
-        if untested:
-            headline += f", while {were(untested)} not yet tested"
-    M["PilotHeadline"] = headline
-
-    if better:
-        best = min(better, key=lambda s: main[s]["diff_mean"])
-        diff = main[best]["diff_mean"]
-        M["GuidelineAllocation"] = (
-            f"At a fixed budget, try {tt(best)} before uniform rank: it lowered the held-out loss by "
-            f"{-diff:.4f} nats on average in our pilot ({100 * (1 - math.exp(diff)):.1f}\\,\\% lower perplexity), "
-            "a difference that survived Holm's correction but is small; check that it transfers to your model and "
-            "task, since our evidence comes from one small model and one task family.")
-    elif tested:
-        M["GuidelineAllocation"] = (
-            "Keep uniform rank as the default: none of the non-uniform allocations we tested beat it at the same "
-            "parameter budget, so the extra machinery of a layerwise allocation buys nothing measurable at this "
-            "scale" + (f" (and {join_words([tt(s) for s in worse])} made the loss significantly worse)"
-                       if worse else "") + ".")
-    else:
-        M["GuidelineAllocation"] = (
-            "Use uniform rank as the default until a layerwise allocation has been shown to beat it at the same "
-            "parameter budget; the pilot comparison that would show this has not been run yet.")
-    return M, {}
+    groups = {w: sorted(s for s, c in verdicts.items() if c in codes) for w, codes in
+              (("better", ("better",)), ("worse", ("worse",)), ("same", ("same", "degenerate")))}
+    parts = [f"{were(groups['better'])} significantly better than uniform rank"] * bool(groups["better"]) + \
+        [f"{were(groups['worse'])} significantly worse"] * bool(groups["worse"])
+    if groups["same"]:
+        near = [tt(s) for s in groups["same"] if unadjusted_only(main.get(s))]
+        parts.append(f"{were(groups['same'])} not significantly different from uniform rank"
+                     + (f" (for {join_words(near)} the unadjusted interval excludes zero but the adjusted one does "
+                        "not)" if near else ""))
+    return {"PilotComparisons": str(max(c["m"] for c in main.values())),
+            "PilotHeadline": f"after Holm's correction over the {len(verdicts)} strategies tested at "
+                             f"{tt(MAIN_BUDGET)}, " + "; ".join(parts)}, {}
 
 
 def shuffled_control(ctx: Inputs) -> Section:
     """weight_norm against its own ranks permuted across layers (one comparison, no Holm family)."""
-    ctrl_name = next((s for s in sorted({s for s, _ in ctx.all_keys}) if s.startswith("shuffled:")), None)
-    inner = ctrl_name.split(":", 1)[1] if ctrl_name else None
-    ctrl_cmp = None
-    if ctrl_name and (inner, MAIN_BUDGET) in ctx.cells and (ctrl_name, MAIN_BUDGET) in ctx.cells:
-        a, c = ctx.cells[(inner, MAIN_BUDGET)], ctx.cells[(ctrl_name, MAIN_BUDGET)]
-        if set(a.runs) & set(c.runs):
-            ctrl_cmp = comparisons({ctrl_name: (a.runs, c.runs)}, corrected=False)[ctrl_name]
-    code, sentence = verdict(ctrl_cmp, "its shuffled control" if inner else "its control")
-    M = {"ShuffledControlInner": tt(inner) if inner else NA, "ShuffledControlName": tt(ctrl_name) if ctrl_name else NA,
-         "VerdictShuffledControl": sentence, "VerdictCodeShuffledControl": code}
-    if code == "better":
-        M["GuidelinePlacement"] = (f"Where a layer profile helps, check it against the same ranks shuffled across "
-                                   f"layers: in our pilot {tt(inner)} was {sentence}, so its placement, not only "
-                                   "its rank distribution, carried the effect.")
-    elif code == "worse":
-        # worse than its own shuffle: the profile put rank in the wrong layers; say so, not "carried the effect"
-        M["GuidelinePlacement"] = (f"Check a layer profile against the same ranks shuffled across layers: in our "
-                                   f"pilot {tt(inner)} was {sentence}, so placing its ranks by the profile hurt; "
-                                   "the same ranks did better in random layers.")
-    elif code in ("same", "degenerate"):
-        M["GuidelinePlacement"] = (f"Test a layer profile against the same ranks shuffled across layers before "
-                                   f"crediting the placement: in our pilot {tt(inner)} was {sentence}, so which "
-                                   "layer receives which rank made no measurable difference.")
-    else:
-        M["GuidelinePlacement"] = ("Test any layer profile against the same ranks shuffled across layers before "
-                                   "crediting the placement; our shuffled-rank control has not been run yet.")
-    return M, {}
+    name = next(s for s, b in sorted(ctx.cells) if s.startswith("shuffled:") and b == MAIN_BUDGET)
+    inner = name.split(":", 1)[1]
+    cmp = comparisons({name: (ctx.cells[(inner, MAIN_BUDGET)].runs, ctx.cells[(name, MAIN_BUDGET)].runs)},
+                      corrected=False)[name]
+    return {"ShuffledControlInner": tt(inner), "VerdictShuffledControl": verdict(cmp, "its shuffled control")[1]}, {}
 
 
 def pilot_seed_spread(ctx: Inputs) -> Section:
@@ -707,146 +590,79 @@ def pilot_seed_spread(ctx: Inputs) -> Section:
 
 
 def provenance(ctx: Inputs) -> Section:
-    """The base model's loss, hardware, package versions, precision, budget deviation and commits of the pilot's
-    and the default experiment's runs."""
-    base = ctx.base_losses
+    """Hardware, package versions, precision and commits of the pilot's and the default experiment's runs."""
     runs = ctx.pilot + ctx.default_runs
-    M = {"BaseEvalLoss": tex_num(base[0]) if base else NA,
-         "BaseEvalPPL": tex_num(math.exp(base[0]), 2) if base else NA}
-    machines = sorted({json.dumps((r.get("provenance") or {}).get("machine") or {}, sort_keys=True) for r in runs}
-                      - {"{}"})
-    descs = []
-    for mj in machines:
-        m = json.loads(mj)
-        descs.append(f"{escape(m.get('processor', 'unknown CPU'))} with {m.get('cpu_count', '?')} logical CPUs "
-                     f"({m.get('torch_threads', '?')} PyTorch threads), {escape(m.get('platform', 'unknown OS'))}")
-    M["Hardware"] = ("; ".join(descs) if descs else
-                     "not recorded yet (no committed result carries \\texttt{provenance.machine})")
-    M["HardwareMachines"] = str(len(descs))
-    pins = {}  # the pinned environment, used only while no run records its versions
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s#]+)", line.strip())
-        if m:
-            pins[m[1].lower()] = m[2]
-    for pkg in ("torch", "transformers", "peft", "python"):
-        vers = sorted({(r.get("provenance") or {}).get("packages", {}).get(pkg) for r in runs} - {None})
-        M[f"Version{camel(pkg)}"] = escape(", ".join(vers)) if vers else escape(pins.get(pkg, NA))
-    precisions = sorted({str(r["config"].get("precision")) for r in runs})
-    M["RunPrecision"] = escape(", ".join(precisions)) if precisions else ctx.hyper_precision()
-    lora_runs = [r for r in runs if r["config"].get("strategy") not in stats.BASELINES
-                 and finite(r.get("trainable_params")) and finite(r.get("budget_params"))]
-    dev = [abs(r["trainable_params"] - r["budget_params"]) / r["budget_params"] * 100 for r in lora_runs]
-    M["MaxBudgetDeviation"] = f"{max(dev):.2f}\\,\\%" if dev else NA
-    commits = sorted({(r.get("provenance") or {}).get("git_commit") for r in runs} - {None})
-    M["ResultCommits"] = str(len(commits))
-    M["DirtyRuns"] = str(sum(1 for r in runs if (r.get("provenance") or {}).get("git_dirty")))
+    prov = [r.get("provenance") or {} for r in runs]
+    machines = sorted({json.dumps(p.get("machine") or {}, sort_keys=True) for p in prov} - {"{}"})
+    M = {"Hardware": "; ".join(
+        f"{escape(m.get('processor', 'unknown CPU'))} with {m.get('cpu_count', '?')} logical CPUs "
+        f"({m.get('torch_threads', '?')} PyTorch threads), {escape(m.get('platform', 'unknown OS'))}"
+        for m in map(json.loads, machines)) or NA}
+    for pkg in ("torch", "transformers", "peft"):
+        M[f"Version{camel(pkg)}"] = escape(", ".join(sorted({p.get("packages", {}).get(pkg) for p in prov} - {None})))
+    M["RunPrecision"] = escape(", ".join(sorted({str(r["config"].get("precision")) for r in runs})))
+    M["ResultCommits"] = str(len({p.get("git_commit") for p in prov} - {None}))
+    M["DirtyRuns"] = str(sum(1 for p in prov if p.get("git_dirty")))
     return M, {}
 
 
 def default_run(ctx: Inputs) -> Section:
-    """The main job's run (results/default/): its loss, speed and memory, and the sentence that reports them."""
-    default = sorted(ctx.default_runs, key=lambda r: (r["config"].get("strategy") != REFERENCE,
-                                                      r["config"].get("budget") != MAIN_BUDGET,
-                                                      r["config"].get("seed", 0), r["run_id"]))
-    d = default[0] if default else {}
-    M = {"DefaultRuns": str(len(default)), "DefaultLoss": tex_num(d.get("eval_loss")),
-         "DefaultPPL": tex_num(math.exp(d["eval_loss"]), 2) if d else NA,
-         "DefaultBaseLoss": tex_num(d.get("base_eval_loss")),
-         "DefaultParams": tex_int(d.get("trainable_params")) if d else NA,
-         "DefaultTrainMinutes": tex_num(d["train_seconds"] / 60, 1) if finite(d.get("train_seconds")) else NA,
-         "DefaultTokensPerSecond": tex_int(d.get("tokens_per_second")) if d else NA,
-         "DefaultPeakMemoryGB": tex_num(d["peak_rss_mb"] / 1024, 1) if finite(d.get("peak_rss_mb")) else NA,
-         "DefaultGain": (tex_num(d["base_eval_loss"] - d["eval_loss"], 3)
-                         if finite(d.get("base_eval_loss")) and finite(d.get("eval_loss")) else NA)}
-    if d:
-        M["ResultDefaultSentence"] = (
-            f"The main job (uniform rank at {tt(MAIN_BUDGET)}, seed {d['config'].get('seed', 0)}) trained for "
-            f"{M['DefaultTrainMinutes']} minutes at {M['DefaultTokensPerSecond']} tokens per second with a peak "
-            f"resident memory of {M['DefaultPeakMemoryGB']}\\,GiB, and reached a held-out loss of {M['DefaultLoss']}"
-            + (f", {M['DefaultGain']} nats below the untrained base model ({M['DefaultBaseLoss']})"
-               if M["DefaultGain"] != NA else "") + ".")
-    else:
-        M["ResultDefaultSentence"] = "The main job's result (\\texttt{results/default/}) is not committed yet."
-    return M, {}
+    """The sentence on the main job's run (results/default/: uniform at the main budget): loss, speed, memory."""
+    d = min(ctx.default_runs, key=lambda r: (r["config"].get("strategy") != REFERENCE,
+                                             r["config"].get("budget") != MAIN_BUDGET, r["config"].get("seed", 0),
+                                             r["run_id"]))
+    return {"ResultDefaultSentence": (
+        f"The main job (uniform rank at {tt(MAIN_BUDGET)}, seed {d['config'].get('seed', 0)}) trained for "
+        f"{tex_num(d['train_seconds'] / 60, 1)} minutes at {tex_int(d['tokens_per_second'])} tokens per second with "
+        f"a peak resident memory of {tex_num(d['peak_rss_mb'] / 1024, 1)}\\,GiB, and reached a held-out loss of "
+        f"{tex_num(d['eval_loss'])}, {tex_num(d['base_eval_loss'] - d['eval_loss'], 3)} nats below the untrained "
+        f"base model ({tex_num(d['base_eval_loss'])}).")}, {}
 
 
 def uniform_results(ctx: Inputs) -> Section:
     """Uniform rank at the main budget (mean and 95 % interval) and its budget sweep."""
-    M = {}
-    uni, base, spec = ctx.cells.get((REFERENCE, MAIN_BUDGET)), ctx.base_losses, ctx.spec
-    st = stats.mean_ci(uni.values("eval_loss"), CONF) if uni else {"n": 0}
-    if st["n"]:
-        extra = f"95\\,\\% CI {tex_interval(st['ci_low'], st['ci_high'])}, " if st["n"] >= 2 else ""
-        s = (f"Uniform rank at {tt(MAIN_BUDGET)} reached a held-out loss of {tex_num(st['mean'])} ({extra}"
-             f"$n = {st['n']}$ seed{'s' if st['n'] != 1 else ''}; perplexity $\\exp(\\text{{loss}}) = "
-             f"{math.exp(st['mean']):.2f}$)")
-        if base:
-            s += f", against {tex_num(base[0])} for the untrained base model"
-        M["ResultUniformSentence"] = s + "."
-    else:
-        M["ResultUniformSentence"] = f"No uniform run at {tt(MAIN_BUDGET)} is committed yet."
+    st = stats.mean_ci(ctx.cells[(REFERENCE, MAIN_BUDGET)].values("eval_loss"), CONF)
     sweep = [(b, stats.mean_ci(ctx.cells[(REFERENCE, b)].values("eval_loss"), CONF)["mean"])
-             for b in sorted({b for s_, b in ctx.cells if s_ == REFERENCE}, key=lambda b: budget_key(b, spec))]
-    sweep_planned = sorted({b for s_, b in ctx.planned_keys if s_ == REFERENCE}, key=lambda b: budget_key(b, spec))
-    if len(sweep) >= 2:
-        losses = [v for _, v in sweep]
-        trend = ("decreased monotonically with the budget" if all(x > y for x, y in zip(losses, losses[1:]))
-                 else "did not decrease monotonically with the budget")
-        M["ResultBudgetSweepSentence"] = (
-            f"Uniform rank's held-out loss at {join_words([tt(b) for b, _ in sweep])} was "
-            f"{join_words([tex_num(v) for _, v in sweep])}, respectively: it {trend}"
-            + (f" (still missing: {join_words([tt(b) for b in sweep_planned if b not in dict(sweep)])})"
-               if any(b not in dict(sweep) for b in sweep_planned) else "") + ".")
-    else:
-        M["ResultBudgetSweepSentence"] = (
-            f"The budget sweep of uniform rank ({join_words([tt(b) for b in sweep_planned])}) is not yet run."
-            if sweep_planned else "No budget sweep is planned.")
-    return M, {}
+             for b in sorted({b for s, b in ctx.cells if s == REFERENCE}, key=lambda b: budget_key(b, ctx.spec))]
+    losses = [v for _, v in sweep]
+    trend = "decreased" if all(x > y for x, y in zip(losses, losses[1:])) else "did not decrease"
+    # the equivalence margin against the smallest gain of one step of the sweep (each step doubles the rank)
+    step_gain = min(x - y for x, y in zip(losses, losses[1:]))
+    return {"MarginStepShare": f"{stats.EQUIVALENCE_MARGIN / step_gain * 100:.0f}\\,\\%",
+            "SmallestDoublingGain": tex_num(step_gain),
+            "ResultUniformSentence": (
+        f"Uniform rank at {tt(MAIN_BUDGET)} reached a held-out loss of {tex_num(st['mean'])} (95\\,\\% CI "
+        f"{tex_interval(st['ci_low'], st['ci_high'])}, $n = {st['n']}$ seeds; perplexity $\\exp(\\text{{loss}}) = "
+        f"{math.exp(st['mean']):.2f}$), against {tex_num(ctx.base_losses[0])} for the untrained base model."),
+        "ResultBudgetSweepSentence": (
+        f"Uniform rank's held-out loss at {join_words([tt(b) for b, _ in sweep])} was "
+        f"{join_words([tex_num(v) for v in losses])}, respectively: it {trend} monotonically with the budget.")}, {}
 
 
 def adalora(ctx: Inputs) -> Section:
     """AdaLoRA at the main budget, from the fields its results record: target and initial rank
-    (``adalora.target_r`` / ``init_r``), final and peak parameter counts, and how far it moved from the base model
-    against uniform rank at the same seeds."""
-    ada, uni = ctx.cells.get(("adalora", MAIN_BUDGET)), ctx.cells.get((REFERENCE, MAIN_BUDGET))
-    runs = [ada.runs[s] for s in ada.seeds] if ada else []
-
-    def recorded(key: str) -> str:
-        vals = sorted({(r.get("adalora") or {}).get(key) for r in runs} - {None})
-        return "/".join(str(v) for v in vals) if vals else NA
-
-    finals = ada.values("final_params") if ada else []
-    peaks = ada.values("peak_params") if ada else []
-    M = {"AdaloraTargetRank": recorded("target_r"), "AdaloraInitRank": recorded("init_r"),
-         "AdaloraFinalParams": tex_int(mean(finals)) if finals else NA,
-         "AdaloraPeakParams": tex_int(mean(peaks)) if peaks else NA,
-         "AdaloraFinalShare": f"{mean(finals) / ctx.budget_main * 100:.1f}\\,\\%" if finals else NA}
-    if not finals:
-        M["ResultAdaloraSentence"] = ("AdaLoRA's final and peak parameter counts are reported once its runs are "
-                                      "committed.")
-        return M, {}
-    M["ResultAdaloraSentence"] = (
-        f"AdaLoRA, which budgets ranks rather than parameters, ended with {tex_int(mean(finals))} "
-        f"trainable parameters on average ({M['AdaloraFinalShare']} of the {tt(MAIN_BUDGET)} budget), after "
-        f"starting from {M['AdaloraPeakParams']} at its initial rank.")
-    # how far it moved from the base model, against uniform at the same seeds (both: base - trained)
-    common = [sd for sd in ada.seeds if uni and sd in uni.runs]
-
-    def gain(c: Cell) -> float:
-        return sum(c.runs[sd]["base_eval_loss"] - c.runs[sd]["eval_loss"] for sd in common) / len(common)
-
-    if common and gain(uni) > 0:
-        share = gain(ada) / gain(uni)
-        M["ResultAdaloraSentence"] += (
-            f" With the shared learning rate and {tex_int(ada.runs[common[0]]['optimizer_steps'])} optimiser "
-            f"steps it lowered the held-out loss by {tex_num(gain(ada))} nats from the base model, "
-            f"{share * 100:.0f}\\,\\% of uniform rank's {tex_num(gain(uni))} at the same "
-            f"seed{'s' if len(common) != 1 else ''}"
-            + (". It barely left the base model, so this comparison says more about AdaLoRA's training budget "
-               "than about its allocation; a likely reason (not tested here) is PEFT's initialisation, "
-               "singular values at zero and singular vectors drawn with standard deviation 0.02, under which "
-               "Adam at this learning rate moves the update little in so few steps." if share < 0.5 else "."))
-    return M, {}
+    (``adalora.target_r`` / ``init_r``), final and peak parameter counts (never re-derived), and how far it moved
+    from the base model against uniform rank at the same seeds (gain = base loss - trained loss)."""
+    ada, uni = ctx.cells[("adalora", MAIN_BUDGET)], ctx.cells[(REFERENCE, MAIN_BUDGET)]
+    seeds = [s for s in ada.seeds if s in uni.runs]
+    recorded = {k: "/".join(str(v) for v in sorted({ada.runs[s]["adalora"][k] for s in ada.seeds}))
+                for k in ("target_r", "init_r")}
+    final, peak = mean(ada.values("final_params")), mean(ada.values("peak_params"))
+    gain = {c: mean([c.runs[s]["base_eval_loss"] - c.runs[s]["eval_loss"] for s in seeds]) for c in (ada, uni)}
+    share = gain[ada] / gain[uni]
+    sentence = (
+        f"AdaLoRA, which budgets ranks rather than parameters, ended with {tex_int(final)} trainable parameters on "
+        f"average ({percent(final / ctx.budget_main)} of the {tt(MAIN_BUDGET)} budget), after starting from "
+        f"{tex_int(peak)} at its initial rank. With the shared learning rate and "
+        f"{tex_int(ada.runs[seeds[0]]['optimizer_steps'])} optimiser steps it lowered the held-out loss by "
+        f"{tex_num(gain[ada])} nats from the base model, {share * 100:.0f}\\,\\% of uniform rank's "
+        f"{tex_num(gain[uni])} at the same seeds"
+        + (". It barely left the base model, so this comparison says more about AdaLoRA's training budget than "
+           "about its allocation; a likely reason (not tested here) is PEFT's initialisation, singular values at "
+           "zero and singular vectors drawn with standard deviation 0.02, under which Adam at this learning rate "
+           "moves the update little in so few steps." if share < 0.5 else "."))
+    return {"AdaloraTargetRank": recorded["target_r"], "AdaloraInitRank": recorded["init_r"],
+            "ResultAdaloraSentence": sentence}, {}
 
 
 def data_free_maps(ctx: Inputs) -> dict[str, dict]:
@@ -912,71 +728,32 @@ def rank_maps_table(spec, maps: dict[str, tuple[dict, str]]) -> str:
 
 
 def rank_maps(ctx: Inputs) -> Section:
-    """Each planned strategy's rank map at the main budget: the ``rank_map`` its first seed recorded (AdaLoRA's
-    final ranks), else the allocation code's map for a data-free strategy, else a note that it is pending."""
-    maps = data_free_maps(ctx)
-    shown: dict[str, tuple[dict, str]] = {}
-    pending = []
-    for strat in ctx.planned_strats or sorted({s for s, b in ctx.cells if b == MAIN_BUDGET}):
-        cell = ctx.cells.get((strat, MAIN_BUDGET))
-        if cell and cell.runs and isinstance(cell.runs[cell.seeds[0]].get("rank_map"), dict):
-            seed = cell.seeds[0]
-            src = f"the seed-{seed} run" + (" (final ranks)" if strat == "adalora" else "")
-            shown[strat] = (cell.runs[seed]["rank_map"], src)
-        elif strat in maps:
-            shown[strat] = (maps[strat], "the allocation code")
-        else:
-            pending.append(strat)
-    parts = [HEADER.format(src="results/pilot/ and the allocation code").rstrip("\n")]
-    if shown:
-        parts.append(rank_maps_table(ctx.spec, shown))
-    if pending:
-        many = len(pending) > 1
-        parts.append(f"The rank map{'s' if many else ''} of {join_words([tt(s) for s in pending])} "
-                     f"depend{'' if many else 's'} on training or on statistics of the model and "
-                     f"appear{'' if many else 's'} here once {'their runs are' if many else 'its run is'} committed.")
-    return {}, {"rank_maps.tex": "\n\n".join(parts) + "\n"}
+    """Each pilot strategy's rank map at the main budget: the ``rank_map`` its first seed recorded (AdaLoRA's: its
+    final ranks)."""
+    shown = {}
+    for strat in ctx.planned_strats:
+        cell = ctx.cells[(strat, MAIN_BUDGET)]
+        shown[strat] = (cell.runs[cell.seeds[0]]["rank_map"],
+                        f"the seed-{cell.seeds[0]} run" + (" (final ranks)" if strat == "adalora" else ""))
+    return {}, {"rank_maps.tex": HEADER.format(src="results/pilot/")
+                + rank_maps_table(ctx.spec, shown) + "\n"}
 
 
 def runs_table(ctx: Inputs) -> Section:
-    """Every committed run once: a run committed under several experiments (the main job's ``default`` run is
-    also a pilot cell) is one row that names them all, listed with its first experiment other than ``default``."""
-    spec = ctx.spec
-    where: dict[str, list[str]] = {}
-    first: dict[str, tuple[str, dict]] = {}
-    for exp, rs in sorted(ctx.exps.items(), key=lambda kv: (kv[0] == DEFAULT_EXP, kv[0])):
-        for r in rs:
-            rid = str(r.get("run_id"))
-            where.setdefault(rid, []).append(exp)
-            first.setdefault(rid, (exp, r))
-
-    def order(kv):
-        rid, (exp, r) = kv
-        c = r["config"]
-        return (exp == DEFAULT_EXP, exp, budget_key(str(c.get("budget")), spec), str(c.get("strategy")),
-                int(c.get("seed", 0)), rid)
-
-    rows = []
-    for rid, (exp, r) in sorted(first.items(), key=order):
-        c = r["config"]
-        secs = r.get("train_seconds")
-        rows.append([", ".join(tt(e) for e in where[rid]), tt(c.get("strategy")), tt(c.get("budget")),
-                     str(c.get("seed")), tex_int(r.get("trainable_params")), tex_num(r.get("eval_loss")),
-                     tex_num(math.exp(r["eval_loss"]), 2) if finite(r.get("eval_loss")) else NA,
-                     tex_num(secs / 60, 1) if finite(secs) else NA])
-    if not rows:
-        return {}, {"runs_table.tex": HEADER.format(src="results/") + (
-            "\\noindent\\emph{No run has been committed under \\texttt{results/} yet, so there is no per-run "
-            "table.}\n")}
-    body = tabular("lllrrrrr", ["Experiment", "Strategy", "Budget", "Seed", "Trainable", "Eval loss",
-                                "PPL", "Train min"], rows)
-    cap = ("Every committed run (\\texttt{results/<experiment>/*.json}), each once: a run committed under two "
-           "experiments is one row naming both. PPL $= \\exp(\\text{eval loss})$; AdaLoRA's trainable count is its "
-           "final count.") if any(len(v) > 1 for v in where.values()) else (
-           "Every committed run (\\texttt{results/<experiment>/*.json}). PPL $= \\exp(\\text{eval loss})$; "
-           "AdaLoRA's trainable count is its final count.")
-    return {}, {"runs_table.tex": HEADER.format(src="results/") + float_table(cap, "tab:runs", body, "\\scriptsize")
-                + "\n"}
+    """Every run of the pilot (the main job's ``default`` run is one of them, and marked). The main grid's cells are
+    not listed one by one: there are hundreds, and its tables show them by strategy and learning rate."""
+    default = {r["run_id"] for r in ctx.default_runs}
+    order = lambda r: (budget_key(r["config"]["budget"], ctx.spec), r["config"]["strategy"], r["config"]["seed"])  # noqa: E731
+    rows = [[tt(r["config"]["strategy"]) + "$^*$" * (r["run_id"] in default), tt(r["config"]["budget"]),
+             str(r["config"]["seed"]), tex_int(r["trainable_params"]), tex_num(r["eval_loss"]),
+             tex_num(math.exp(r["eval_loss"]), 2), tex_num(r["train_seconds"] / 60, 1)]
+            for r in sorted(ctx.pilot, key=order)]
+    body = tabular("llrrrrr", ["Strategy", "Budget", "Seed", "Trainable", "Eval loss", "PPL", "Train min"], rows)
+    cap = ("Every run of the pilot (\\texttt{results/pilot/}); $^*$: also the main job's run "
+           "(\\texttt{results/default/}). PPL $= \\exp(\\text{eval loss})$; AdaLoRA's trainable count is its final "
+           "count.")
+    return {}, {"runs_table.tex": HEADER.format(src="results/pilot/ and results/default/")
+                + float_table(cap, "tab:runs", body, "\\scriptsize") + "\n"}
 
 
 def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Path = MAIN_GRID) -> dict[str, str]:
@@ -1093,7 +870,9 @@ def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tu
     groups: dict[str, list[str]] = {}
     for r in primary:
         groups.setdefault(r["verdict"], []).append(tt(r["strategy"]))
-    parts = [f"{join_words(names)}: {v}" for v, names in sorted(groups.items())]
+    words = {"equivalent": "equivalent to uniform rank within $\\pm$\\EquivalenceMargin{} nats",
+             "no detectable difference": "no detectable difference, but not shown equivalent (inconclusive)"}
+    parts = [f"{join_words(names)}: {words.get(v, v)}" for v, names in sorted(groups.items())]
     n = sorted({r["n_pairs"] for r in primary})
     seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
     where = ("Figure~\\ref{fig:main-forest}; " if forest.exists() else "") + \
@@ -1103,7 +882,8 @@ def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tu
     table = ("\\begin{table}[htbp]\n\\centering\n\\caption{Main grid, test loss at \\MainBudget{}: each strategy minus "
              "uniform rank at the same seed (negative: lower loss), at its own development-selected learning rate "
              "(primary) and at uniform's (secondary). Unadjusted 95\\,\\% $t$ intervals beside Holm step-down "
-             "intervals; the verdict follows the adjusted interval.}\\label{tab:main-endpoint}\n"
+             "intervals; the verdict follows the adjusted interval (equivalent: inside $\\pm$\\EquivalenceMargin{} "
+             "nats).}\\label{tab:main-endpoint}\n"
              "\\setlength{\\PaperFitTables}{\\linewidth}\\small\n"
              + writers.table_latex(writers.endpoint_table(primary + secondary, notes=False))
              + "\\setlength{\\PaperFitTables}{0pt}\n\\end{table}\n")
@@ -1112,7 +892,8 @@ def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tu
         tex += ("\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{main_forest}\n\\caption{Main grid, primary "
                 "endpoint: test loss minus uniform rank's at the same seed, each strategy at its own "
                 "development-selected learning rate; mean with the unadjusted 95\\,\\% interval (thick) and the "
-                "Holm step-down interval (thin), whose verdict is on the right.}\\label{fig:main-forest}\n"
+                "Holm step-down interval (thin), whose verdict is on the right; dotted: the equivalence margin "
+                "$\\pm$\\EquivalenceMargin{} nats.}\\label{fig:main-forest}\n"
                 "\\end{figure}\n")
     else:
         tex += "% the forest figure is not drawn yet (make main-figures): the table is in the appendix\n"
@@ -1133,7 +914,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
         tex += ("\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{replications}\n\\caption{Part~1's primary "
                 "effects, for the strategies a replication repeats, beside its replications: mean paired difference "
                 "to uniform rank, unadjusted 95\\,\\% interval (thick) and Holm step-down interval over each "
-                "experiment's own family (thin).}\\label{fig:replications}\n\\end{figure}\n")
+                "experiment's own family (thin); dotted: the equivalence margin.}\\label{fig:replications}\n\\end{figure}\n")
     else:
         tex += "% no replication with two seeds per strategy yet: no figure\n"
     return {"ReplicationSentence": sentence}, tex
@@ -1163,12 +944,16 @@ def main_robustness(rows: list[dict], table: str) -> str:
 def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool) -> str:
     """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;")."""
     if primary:
-        better = [tt(r["strategy"]) for r in primary if r["verdict"] == "better"]
-        worse = [tt(r["strategy"]) for r in primary if r["verdict"] == "worse"]
+        def named(v: str) -> list[str]:
+            return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
+        better, worse, same, open_ = (named(v) for v in ("better", "worse", "equivalent", "no detectable difference"))
         n = min(r["n_pairs"] for r in primary)
+        were = lambda names: f"{join_words(names)} {'was' if len(names) == 1 else 'were'}"  # noqa: E731
         parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} uniform rank"] if better else []) + \
-            ([f"{join_words(worse)} lost to it"] if worse else [])
-        found = "; ".join(parts) if parts else "no strategy differs detectably from uniform rank"
+            ([f"{join_words(worse)} lost to it"] if worse else []) + \
+            ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
+            ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
+        found = "; ".join(parts) or "no strategy could be tested"
         return (f"so far, with at least {n} paired seeds per strategy and Holm-adjusted intervals, {found} at its "
                 f"own learning rate (Table~\\ref{{tab:main-endpoint}}).")
     if main and lr_figure:

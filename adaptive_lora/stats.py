@@ -37,6 +37,10 @@ POWER = 0.80
 ALPHA = 0.05
 MIXED = "MIXED TRAINING-PATH HASHES"
 BOOT_REPS = 2000
+# Protocol v2's equivalence margin in nats (EXPERIMENTS.md, amendment 2, fixed before any stage-2 cell from the
+# pilot alone): a third to a half of what doubling uniform's rank bought around r8 there (0.023-0.030 nats), 1 %
+# perplexity.
+EQUIVALENCE_MARGIN = 0.01
 LR_STEP = 3.0     # the lr grid's ratio: an unbracketed argmin is extended by one x3 step
 
 
@@ -142,16 +146,21 @@ def holm_intervals(pt_rows: list[dict], alpha: float = ALPHA) -> list[dict]:
     return out
 
 
-def verdict(ci_low: float, ci_high: float) -> str:
+def verdict(ci_low: float, ci_high: float, margin: float | None = None) -> str:
     """The words generated text uses for a strategy − uniform loss difference, from its ADJUSTED interval only:
-    "better" (interval entirely below 0: lower loss than uniform), "worse" (entirely above 0), "no detectable
-    difference" (contains 0, endpoints included), and "undetermined" when the interval is undefined (NaN)."""
+    "better" (interval entirely below 0: lower loss than uniform), "worse" (entirely above 0), with a ``margin``
+    "equivalent" (contains 0 and lies strictly inside (−margin, +margin): a two one-sided tests decision, conservative
+    because the adjusted interval is at least as wide as TOST's 1 − 2 alpha one), "no detectable difference"
+    (contains 0, endpoints included; with a margin: reaches beyond it, i.e. inconclusive), and "undetermined" when
+    the interval is undefined (NaN)."""
     if not (_finite(ci_low) and _finite(ci_high)):
         return "undetermined"
     if ci_high < 0:
         return "better"
     if ci_low > 0:
         return "worse"
+    if margin is not None and -margin < ci_low and ci_high < margin:
+        return "equivalent"
     return "no detectable difference"
 
 
@@ -589,7 +598,7 @@ def best_on_dev(results: list[dict], candidates: list[str], budget, model=None, 
 
 
 def endpoint(results: list[dict], budget=None, model=None, data=None, which: str = "primary",
-             alpha: float = ALPHA, allow_mixed: bool = False) -> list[dict]:
+             alpha: float = ALPHA, allow_mixed: bool = False, margin: float | None = EQUIVALENCE_MARGIN) -> list[dict]:
     """The pre-specified comparison of protocol v2 at one (model, data, budget).
 
     ``which="primary"``: test loss (``eval_loss``) of each strategy at its own selected lr (``select_lr``, dev
@@ -600,7 +609,7 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
     ``seeds``, ``diffs`` ([strategy − uniform] per seed, seed order), ``diff_mean``, ``ci_low``/``ci_high``
     (unadjusted paired t-interval at 1 − alpha), ``p`` (paired t), ``p_holm`` (Holm over the strategies of the
     group), ``step``/``level``/``adj_ci_low``/``adj_ci_high`` (``holm_intervals``), ``verdict`` (from the
-    adjusted interval only), ``endpoint``, ``note``.
+    adjusted interval only, with the equivalence ``margin`` of amendment 2), ``endpoint``, ``note``.
     """
     key, cells = _one_group(results, budget, model, data)
     uni_lr = select_lr(cells, REFERENCE, budget=key[2], model=key[0], data=key[1])["lr"]
@@ -613,15 +622,16 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
         pre = ["no lr selected for uniform"] if uni_lr is None else ["no lr selected"] if lr is None else []
         entries.append(({"model": key[0], "data": key[1], "budget": key[2], "strategy": s, "endpoint": which,
                          "lr": lr, "ref_lr": uni_lr}, _at_lr(cells, s, lr), ref, pre))
-    return paired_contrasts(entries, "eval_loss", alpha, allow_mixed)
+    return paired_contrasts(entries, "eval_loss", alpha, allow_mixed, margin)
 
 
 def paired_contrasts(entries: list[tuple[dict, dict, dict, list[str]]], metric: str = "eval_loss",
-                     alpha: float = ALPHA, allow_mixed: bool = False) -> list[dict]:
+                     alpha: float = ALPHA, allow_mixed: bool = False, margin: float | None = None) -> list[dict]:
     """Arm minus reference on ``metric``, paired by seed, Holm over the entries: the core of ``endpoint`` and
     ``reference_endpoint``. ``entries``: (row fields, {seed: arm cell}, {seed: reference cell}, leading notes).
     Each row gains ``n_pairs``, ``seeds``, ``diffs``, ``diff_mean``, ``ci_low``/``ci_high``, ``p``, ``p_holm``,
-    ``step``/``level``/``adj_ci_low``/``adj_ci_high`` (``holm_intervals``), ``verdict`` and ``note``."""
+    ``step``/``level``/``adj_ci_low``/``adj_ci_high`` (``holm_intervals``), ``verdict`` (``margin``: the
+    equivalence margin, None for none) and ``note``."""
     rows = []
     for base, mine, ref, pre in entries:
         both = sorted(sd for sd in mine if sd in ref)
@@ -644,7 +654,7 @@ def paired_contrasts(entries: list[tuple[dict, dict, dict, list[str]]], metric: 
         row["p_holm"] = p
     for row, adj in zip(rows, holm_intervals(rows, alpha)):
         row.update(step=adj["step"], level=adj["level"], adj_ci_low=adj["adj_ci_low"],
-                   adj_ci_high=adj["adj_ci_high"], verdict=verdict(adj["adj_ci_low"], adj["adj_ci_high"]))
+                   adj_ci_high=adj["adj_ci_high"], verdict=verdict(adj["adj_ci_low"], adj["adj_ci_high"], margin))
         row["note"] = "; ".join(row["note"])
     return rows
 

@@ -12,7 +12,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from .stats import ALPHA, DELTA, POWER, REFERENCE, _finite
+from .stats import ALPHA, DELTA, EQUIVALENCE_MARGIN, POWER, REFERENCE, _finite
 
 BASELINES_SHOWN = {"adalora": "AdaLoRA", "eva": "EVA"}
 
@@ -411,7 +411,8 @@ def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: 
             out += [f"## {title}", "",
                     f"Δ = test loss, strategy − uniform, paired by seed (negative = better). Holm-adjusted CI: "
                     f"Holm step-down intervals (step k at level 1 − {ALPHA}/(m − k + 1), frozen at the first "
-                    f"non-rejected step); the verdict follows the adjusted interval only.", "",
+                    f"non-rejected step); the verdict follows the adjusted interval only: \"equivalent\" when it contains "
+                    f"0 and lies inside ±{EQUIVALENCE_MARGIN} nats (the pre-specified margin).", "",
                     table_markdown(endpoint_table(rows))]
     if robust:
         out += ["## Robustness of the primary endpoint (pre-specified)", "",

@@ -123,11 +123,14 @@ def interval_row(ax, y: float, row: dict, ms: float = 5, color="k", filled: bool
     return xs
 
 
-def difference_axis(ax, xs: list[float], n_rows: int) -> None:
-    """The x axis of a paired-difference forest plot: a dashed line at zero, limits around ``xs`` and zero with
-    8 % margins, rows 0 .. n_rows - 1, a light grid and the shared label."""
+def difference_axis(ax, xs: list[float], n_rows: int, margin: float | None = None) -> None:
+    """The x axis of a paired-difference forest plot: a dashed line at zero, dotted lines at +-``margin`` (the
+    equivalence margin, when the verdicts use one), limits around ``xs``, zero and the margin with 8 % margins,
+    rows 0 .. n_rows - 1, a light grid and the shared label."""
     ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
-    xs = [0.0] + list(xs)
+    for x in (-margin, margin) if margin else ():
+        ax.axvline(x, color="0.55", lw=0.8, ls=":", zorder=0)
+    xs = [0.0] + list(xs) + ([-margin, margin] if margin else [])
     span = max(xs) - min(xs) or 1e-3
     ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.08 * span)
     ax.set_ylim(-0.6, n_rows - 0.4)

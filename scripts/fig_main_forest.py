@@ -2,9 +2,10 @@
 
 For each strategy at its own dev-selected learning rate: test loss minus uniform's at the same seed, mean over the
 paired seeds (``adaptive_lora.report.protocol_v2`` -> ``stats.endpoint``), with the unadjusted 95 % t interval
-(thick) and the Holm step-down interval (thin), sorted from lowest (best) to highest, a dashed line at zero, and
-the verdict (which follows the adjusted interval) on the right. Only strategies with at least two seed pairs are
-drawn; the figure is skipped while none has.
+(thick) and the Holm step-down interval (thin), sorted from lowest (best) to highest, a dashed line at zero,
+dotted lines at the pre-specified equivalence margin (+-0.01 nats, ``stats.EQUIVALENCE_MARGIN``) and the verdict
+(which follows the adjusted interval) on the right. Only strategies with at least two seed pairs are drawn; the
+figure is skipped while none has.
 
 python scripts/fig_main_forest.py [--exp main] [--budget r8] [--out paper/figures] -> <out>/main_forest.{pdf,png}
 """
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import difference_axis, figure, interval_row, load, parse_args, save, skip  # noqa: E402
 
 from adaptive_lora.report import protocol_v2  # noqa: E402
+from adaptive_lora.stats import EQUIVALENCE_MARGIN  # noqa: E402
 
 
 def fmt(x: float) -> str:
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     ax = fig.add_subplot(1, 1, 1)
     y = list(range(len(rows)))[::-1]
     xs = [x for yi, r in zip(y, rows) for x in interval_row(ax, yi, r)]
-    difference_axis(ax, xs, len(rows))
+    difference_axis(ax, xs, len(rows), EQUIVALENCE_MARGIN)
     ax.set_yticks(y, [f"{r['strategy']} (lr {r['lr']:g}, n = {r['n_pairs']})" for r in rows])
     right = ax.twinx()
     right.set_ylim(ax.get_ylim())

@@ -5,7 +5,7 @@ One row per strategy that a replication repeats, one colour per experiment with 
 setting at the matched budget on the 500 held-out examples), side by side within the row: mean paired difference to
 uniform rank (test loss, nats), unadjusted 95 % interval (thick) and the Holm step-down interval over that
 experiment's own family (thin); a filled point where the adjusted interval excludes zero (the verdict), a dashed
-line at zero. Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
+line at zero, dotted lines at the equivalence margin (``stats.EQUIVALENCE_MARGIN``). Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
 with two seed pairs.
 
 python scripts/fig_replications.py [--out paper/figures] -> <out>/replications.{pdf,png}
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import difference_axis, figure, interval_row, parse_args, plt, save, skip  # noqa: E402
 
 from adaptive_lora.report import REPLICATIONS, replication_effects  # noqa: E402
+from adaptive_lora.stats import EQUIVALENCE_MARGIN  # noqa: E402
 from adaptive_lora.results import load_results  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         for r in rows:
             xs += interval_row(ax, y_of[r["strategy"]] + off, r, ms=4, color=cmap(j),
                                filled=r["verdict"] in ("better", "worse"))
-    difference_axis(ax, xs, len(replicated))
+    difference_axis(ax, xs, len(replicated), EQUIVALENCE_MARGIN)
     ax.set_yticks(list(y_of.values()), list(y_of))
     handles = [Line2D([], [], color=cmap(j), marker="o", mfc="white", lw=2.6) for j in range(len(blocks))]
     fig.legend(handles, [label for label, _ in blocks], loc="outside lower center", ncol=min(3, len(blocks)),

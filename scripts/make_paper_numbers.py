@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adaptive_lora.paper import (GENERATED, OUTPUTS, build, load_experiments, planned_cells,  # noqa: E402,F401
-                                 read_macros, stale, write)
+from adaptive_lora.paper import (GENERATED, OUTPUTS, IncompletePilot, build, load_experiments,  # noqa: E402,F401
+                                 planned_cells, read_macros, stale, write)
 
 
 def main(argv=None) -> int:
@@ -28,7 +28,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(GENERATED), help="folder of the generated files (default paper/generated)")
     ap.add_argument("--results", default=None, help="results root (default: results/ or $ADAPTIVE_LORA_RESULTS)")
     a = ap.parse_args(argv)
-    files = build(Path(a.results) if a.results else None)
+    try:
+        files = build(Path(a.results) if a.results else None)
+    except IncompletePilot as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     out = Path(a.out)
     if a.check:
         bad = stale(files, out)

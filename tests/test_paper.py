@@ -362,12 +362,13 @@ def test_a_stale_numbers_file_is_detected(generated, tmp_path):
     assert numbers.main(["--check", "--out", str(out), "--results", str(ROOT / "results")]) == 1
 
 
-def test_runs_table_lists_each_run_once(generated):
-    """A run committed under two experiments (the main job's default run is also a pilot cell) is one row."""
+def test_runs_table_lists_the_pilot_once_and_marks_the_main_jobs_run(generated):
+    """One row per pilot run; the main job's run (also a pilot cell) is a marked row, not a second one."""
     body = generated["runs_table.tex"].split("\\midrule", 1)[-1].split("\\bottomrule", 1)[0]
     rows = [line for line in body.splitlines() if line.rstrip().endswith("\\\\")]
-    ids = {r.get("run_id") for rs in numbers.load_experiments(ROOT / "results").values() for r in rs}
-    assert len(rows) == len(ids)
+    exps = numbers.load_experiments(ROOT / "results")
+    assert len(rows) == len(exps["pilot"]) == 24
+    assert sum("$^*$" in row for row in rows) == len(exps["default"]) == 1
 
 
 def test_macros_are_letters_only_sorted_and_deterministic(generated):
@@ -377,41 +378,36 @@ def test_macros_are_letters_only_sorted_and_deterministic(generated):
     assert numbers.build(ROOT / "results") == generated
 
 
-def test_numbers_degrade_gracefully_without_results(tmp_path):
-    files = numbers.build(tmp_path / "no-results")
-    macros = numbers.read_macros(files["numbers.tex"])
-    assert macros["PilotUniformREightLoss"] == "n/a"
-    assert macros["VerdictLinearDecay"].startswith("not yet tested")
-    assert "not yet run" in macros["PilotStatus"]
-    assert macros["PilotGridSentence"].startswith("The pilot grid is not yet run")
-    assert macros["PriorExpLoss"] == "22.0"  # from paper/prior_work.yaml, needs no result
-    assert macros["PriorCountTrueAttentionOnly"] == "2{,}359{,}296"
+def test_every_generated_macro_is_used_by_the_paper(generated):
+    """No dead generation: each macro of numbers.tex is read by the paper (its .tex sources, a generated table, or
+    another macro)."""
+    macros = numbers.read_macros(generated["numbers.tex"])
+    texts = [p.read_text() for p in (ROOT / "paper").glob("**/*.tex")
+             if "build" not in p.parts and p.parent.name != "generated"]
+    texts += [t for name, t in generated.items() if name != "numbers.tex"] + list(macros.values())
+    used = set(re.findall(r"\\([A-Za-z]+)", "\n".join(texts)))
+    assert sorted(set(macros) - used) == []
 
 
-def test_grid_sentence_follows_the_committed_cells(tmp_path):
-    """Complete grid (committed cells, missing ones filled in synthetically): it says so; one cell removed: the
-    sentence counts the committed runs and says that statements cover only those."""
-    planned, _ = numbers.planned_cells()
-    src = sorted((ROOT / "results" / "pilot").glob("*.json"))
-    if not src:
-        pytest.skip("no committed pilot result")
+@pytest.mark.parametrize("drop", ["everything", "one pilot cell", "the default run"])
+def test_an_incomplete_pilot_is_refused(tmp_path, drop, capsys):
+    """The pilot is finished and frozen: the paper is built from all of its cells or not at all (a one-line error
+    from the command line, nothing written)."""
     out = tmp_path / "results"
     shutil.copytree(ROOT / "results", out)
-    template = json.loads(src[0].read_text())
-    present = {(r["config"]["strategy"], r["config"]["budget"], r["config"]["seed"])
-               for r in map(json.loads, (p.read_text() for p in src))}
-    for i, (strategy, budget, seed) in enumerate(c for c in planned if c not in present):
-        r = json.loads(json.dumps(template))
-        r["config"].update(strategy=strategy, budget=budget, seed=seed)
-        r["run_id"] = f"fake{i}"
-        (out / "pilot" / f"fake{i}.json").write_text(json.dumps(r))
-    macros = numbers.read_macros(numbers.build(out)["numbers.tex"])
-    assert macros["PilotGridSentence"] == f"The pilot grid is complete: all {len(planned)} planned runs are committed."
-    (out / "pilot" / src[0].name).unlink()
-    macros = numbers.read_macros(numbers.build(out)["numbers.tex"])
-    assert macros["PilotGridSentence"] == (
-        f"The pilot grid is partial: {len(planned) - 1} of the {len(planned)} planned runs are committed, so "
-        "statements in this paper cover only those runs, and sentences that depend on missing runs say so.")
+    if drop == "everything":
+        shutil.rmtree(out)
+        out.mkdir()
+    elif drop == "one pilot cell":
+        next(iter(sorted((out / "pilot").glob("*_weight_norm_r8_*.json")))).unlink()
+    else:
+        shutil.rmtree(out / "default")
+    with pytest.raises(numbers.IncompletePilot, match="the pilot lacks"):
+        numbers.build(out)
+    gen = tmp_path / "generated"
+    assert numbers.main(["--out", str(gen), "--results", str(out)]) == 2 and not gen.exists()
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
 
 
 # --------------------------------------------------------------------------------------------- the generator module
@@ -425,23 +421,22 @@ def test_generator_calls_the_statistics_module():
     assert re.findall(r"^def (\w+)", (ROOT / "scripts" / "make_paper_numbers.py").read_text(), flags=re.M) == ["main"]
 
 
-def test_pilot_macros_agree_with_the_summary(generated):
-    """The paired differences, their intervals and Holm's p in numbers.tex are stats.summarize's (summary.md's)."""
+def test_pilot_comparisons_agree_with_the_summary():
+    """The paired differences, intervals and Holm's p behind the paper's pilot verdicts are stats.summarize's
+    (summary.md's)."""
     from adaptive_lora import paper
     from adaptive_lora.report import summarize
     from adaptive_lora.results import load_results
 
     rows = [r for r in summarize(load_results("pilot", ROOT / "results"))
-            if r["model"] == paper.MODEL and r["strategy"] != "uniform"]
-    if not rows:
-        pytest.skip("no committed pilot result")
-    macros = numbers.read_macros(generated["numbers.tex"])
+            if r["model"] == paper.MODEL and r["strategy"] != "uniform" and r["budget"] == paper.MAIN_BUDGET]
+    cmps = paper.load_inputs(ROOT / "results").comparisons
+    assert sorted(cmps) == sorted(r["strategy"] for r in rows) and len(rows) == 6
     for r in rows:
-        pre = f"Pilot{paper.camel(r['strategy'])}{paper.camel(r['budget'])}"
-        assert macros[pre + "Diff"] == paper.tex_signed(r["diff_vs_uniform_mean"])
-        assert macros[pre + "DiffCI"] == paper.tex_interval(r["diff_ci95_low"], r["diff_ci95_high"], signed=True)
-        assert macros[pre + "P"] == paper.p_value(r["p_paired_t"])
-        assert macros[pre + "PHolm"] == paper.p_value(r["p_holm"])
+        c = cmps[r["strategy"]]
+        got = (c["diff_mean"], c["ci_low"], c["ci_high"], c["p"], c["p_holm"])
+        want = (r["diff_vs_uniform_mean"], r["diff_ci95_low"], r["diff_ci95_high"], r["p_paired_t"], r["p_holm"])
+        assert got == pytest.approx(want, rel=1e-12)
 
 
 def test_verdict_follows_the_holm_adjusted_interval():
@@ -477,19 +472,16 @@ def test_adalora_ranks_are_read_from_its_results(tmp_path):
     """AdaLoRA's target and initial rank are the ones its results record, not re-derived from the budget."""
     from adaptive_lora import paper
 
-    src = sorted((ROOT / "results" / "pilot").glob("*_adalora_r8_*.json"))
-    if not src:
-        pytest.skip("no committed AdaLoRA result")
-    out = tmp_path / "results" / "pilot"
-    out.mkdir(parents=True)
-    for p in src:
+    out = tmp_path / "results"
+    shutil.copytree(ROOT / "results", out)
+    for p in sorted((out / "pilot").glob("*_adalora_r8_*.json")):
         r = json.loads(p.read_text())
         r["adalora"].update(target_r=5, init_r=9)
-        (out / p.name).write_text(json.dumps(r))
-    macros, files = paper.adalora(paper.load_inputs(tmp_path / "results"))
+        r["final_params"] = 1_234_567
+        p.write_text(json.dumps(r))
+    macros, files = paper.adalora(paper.load_inputs(out))
     assert (macros["AdaloraTargetRank"], macros["AdaloraInitRank"], files) == ("5", "9", {})
-    macros, _ = paper.adalora(paper.load_inputs(tmp_path / "no-results"))
-    assert macros["AdaloraTargetRank"] == macros["AdaloraFinalParams"] == "n/a"
+    assert "ended with 1{,}234{,}567 trainable parameters" in macros["ResultAdaloraSentence"]
 
 
 def test_strategy_table_matches_the_committed_results():
@@ -612,7 +604,7 @@ def test_main_results_table_and_sentence_from_the_reports_statistics(tmp_path):
     assert macros["MainEndpointSentence"] == (
         "With 3 paired seeds per strategy, the Holm-adjusted intervals of the primary endpoint "
         "(Table~\\ref{tab:main-endpoint} in Appendix~\\ref{app:main-robustness}) give: \\texttt{attn\\_heavy}: "
-        "better; \\texttt{ffn\\_heavy}: no detectable difference.")
+        "better; \\texttt{ffn\\_heavy}: no detectable difference, but not shown equivalent (inconclusive).")
     assert "\\label{tab:main-endpoint}" in table and "$-$0.1000" in table and "primary endpoint" in table
     assert "secondary endpoint" in table and "main_forest" not in tex         # no figure file: no figure
     (tmp_path / "f.pdf").write_bytes(b"%PDF")
@@ -697,6 +689,22 @@ def test_main_robustness_section_from_the_reports_statistics():
     assert "\\label{tab:main-robustness}" in tex and "2{,}000 replicates" in tex and "attn\\_heavy" in tex
     assert "ENDPOINT TABLE" in tex and "\\label{app:main-robustness}" in tex
     assert "tabular" not in paper.main_robustness([], "")
+
+
+@pytest.mark.parametrize("verdicts, expected", [
+    (["better", "equivalent", "equivalent"], "\\texttt{a} beats uniform rank; \\texttt{b} and \\texttt{c} were "
+                                             "equivalent to it within $\\pm$\\EquivalenceMargin{} nats"),
+    (["worse", "no detectable difference", "equivalent"],
+     "\\texttt{a} lost to it; \\texttt{c} was equivalent to it within $\\pm$\\EquivalenceMargin{} nats; "
+     "\\texttt{b} was inconclusive (no detectable difference, not shown equivalent)"),
+    (["undetermined"], "no strategy could be tested")])
+def test_main_conclusion_names_each_verdict(verdicts, expected):
+    """The conclusion's clause follows the primary endpoint's verdicts, equivalence (amendment 2) included."""
+    from adaptive_lora import paper
+    rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
+    assert paper.main_conclusion([], rows, True) == (
+        f"so far, with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at its own "
+        "learning rate (Table~\\ref{tab:main-endpoint}).")
 
 
 @pytest.mark.parametrize("keep, expected", [

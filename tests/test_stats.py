@@ -199,6 +199,31 @@ def test_verdict_table(lo, hi, expected):
     assert stats.verdict(lo, hi) == expected
 
 
+@pytest.mark.parametrize("lo, hi, expected", [
+    (-0.009, 0.009, "equivalent"), (0.0, 0.0099, "equivalent"),              # inside (-0.01, 0.01), contains 0
+    (-0.011, 0.005, "no detectable difference"), (-0.005, 0.01, "no detectable difference"),   # reaches the margin
+    (-0.009, -0.001, "better"), (0.001, 0.009, "worse"),                     # excludes 0: significance first
+    (NAN, 0.0, "undetermined")])
+def test_verdict_with_an_equivalence_margin(lo, hi, expected):
+    assert stats.verdict(lo, hi, margin=0.01) == expected
+    assert stats.verdict(lo, hi) == expected.replace("equivalent", "no detectable difference")
+
+
+def test_endpoint_calls_a_tight_null_effect_equivalent_and_a_loose_one_inconclusive():
+    """Protocol v2's endpoint uses the pre-specified margin (amendment 2); the prior setting's reference_endpoint
+    keeps the three verdicts it was planned with."""
+    assert stats.EQUIVALENCE_MARGIN == 0.01
+    rs = []
+    for s in range(4):
+        rs.append(cell("uniform", s, 1e-3, 1.8, 2.0 + 0.01 * s))
+        rs.append(cell("attn_heavy", s, 1e-3, 1.8, 2.0 + 0.01 * s + [0.001, -0.001, 0.0005, -0.0005][s]))
+        rs.append(cell("ffn_heavy", s, 1e-3, 1.8, 2.0 + 0.01 * s + [0.02, -0.02, 0.01, -0.01][s]))
+    rows = {r["strategy"]: r for r in stats.endpoint(rs, "r8")}
+    assert rows["attn_heavy"]["verdict"] == "equivalent"
+    assert rows["ffn_heavy"]["verdict"] == "no detectable difference"
+    assert stats.endpoint(rs, "r8", margin=None)[0]["verdict"] == "no detectable difference"
+
+
 # ------------------------------------------------------------------------------------------------- robustness
 def test_block_anova_exact():
     # y_ij = 1 + a_i + b_j + e_ij, a = (0, −0.5, 0.3), b = (0, 1, 2), e with zero row and column sums
