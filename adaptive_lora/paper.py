@@ -191,47 +191,19 @@ def results_root() -> Path:
 
 
 def load_experiments(root: Path) -> dict[str, list[dict]]:
-    """{experiment: finished results, sorted by run id}; files that are not result dicts are skipped."""
-    out: dict[str, list[dict]] = {}
-    if not root.is_dir():
-        return out
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        rs = []
-        for f in sorted(d.glob("*.json")):
-            try:
-                r = json.loads(f.read_text())
-            except (OSError, ValueError):
-                print(f"warning: {f} is not valid JSON, skipped", file=sys.stderr)
-                continue
-            if isinstance(r, dict) and isinstance(r.get("config"), dict) and finite(r.get("eval_loss")):
-                rs.append(r)
-        if rs:
-            out[d.name] = sorted(rs, key=lambda r: str(r.get("run_id")))
-    return out
+    """{experiment: its finished results (those with a finite eval loss)} for every folder under ``root``."""
+    from .results import load_results
+
+    exps = {d.name: [r for r in load_results(d.name, root) if finite(r.get("eval_loss"))]
+            for d in sorted(root.iterdir()) if d.is_dir()} if root.is_dir() else {}
+    return {name: rs for name, rs in exps.items() if rs}
 
 
-def planned_cells(grid_path: Path = GRID) -> tuple[list[tuple[str, str, int]], dict]:
-    """(strategy, budget, seed) cells of the grid file (cartesian product per block), and its defaults."""
-    import itertools
+def planned_cells(grid_path: Path = GRID) -> list[tuple[str, str, int]]:
+    """(strategy, budget, seed) of every cell of a grid file (``sweep``'s expansion)."""
+    from .sweep import cells, load_grid
 
-    import yaml
-
-    if not grid_path.exists():
-        return [], {}
-    doc = yaml.safe_load(grid_path.read_text()) or {}
-    blocks = doc.get("grid") or [{}]
-    if isinstance(blocks, dict):
-        blocks = [blocks]
-    cells = []
-    for block in blocks:
-        keys = list(block)
-        vals = [v if isinstance(v, list) else [v] for v in block.values()]
-        for combo in itertools.product(*vals):
-            c = dict(zip(keys, combo))
-            cell = (str(c.get("strategy", REFERENCE)), str(c.get("budget", MAIN_BUDGET)), int(c.get("seed", 0)))
-            if cell not in cells:
-                cells.append(cell)
-    return cells, doc.get("defaults") or {}
+    return [(c.strategy, c.budget, c.seed) for c in cells(load_grid(grid_path))]
 
 
 def config_defaults() -> dict:
@@ -360,7 +332,6 @@ class Inputs:
     prior: dict
     manifest: dict
     cells_planned: list[tuple[str, str, int]]
-    grid_defaults: dict
     defaults: dict
     spec: object
     budget_main: int
@@ -397,12 +368,12 @@ def load_inputs(results_dir: Path | None = None, figures: Path | None = None) ->
     from .models import model_spec
 
     exps = load_experiments(results_dir or results_root())
-    cells_planned, grid_defaults = planned_cells()
+    cells_planned = planned_cells()
     spec = model_spec(MODEL)
     ctx = Inputs(exps=exps, meta=yaml.safe_load((PAPER / "metadata.yaml").read_text()),
                  prior=yaml.safe_load((PAPER / "prior_work.yaml").read_text()),
                  manifest=json.loads((ROOT / "data" / "manifest.json").read_text()),
-                 cells_planned=cells_planned, grid_defaults=grid_defaults, defaults=config_defaults(),
+                 cells_planned=cells_planned, defaults=config_defaults(),
                  spec=spec, budget_main=parse_budget(MAIN_BUDGET, spec), figures=figures or PAPER / "figures")
     ctx.pilot = [r for r in exps.get(MAIN_EXP, []) if r["config"].get("model") == MODEL]
     present = {(r["config"]["strategy"], r["config"]["budget"], r["config"]["seed"]) for r in ctx.pilot}
@@ -437,20 +408,20 @@ def protocol(ctx: Inputs) -> Section:
     from .budget import TOLERANCE
     from .strategies import get_strategy
 
-    d, g = ctx.defaults, ctx.grid_defaults
+    d, c = ctx.defaults, ctx.pilot[0]["config"]    # the pilot's settings, as its results record them
     planned_seeds = sorted({s for _, b, s in ctx.cells_planned if b == MAIN_BUDGET})
-    lr_exp = math.floor(math.log10(d["lr"]))
+    lr_exp = math.floor(math.log10(c["lr"]))
     return {
-        "HyperLearningRate": f"${d['lr'] / 10 ** lr_exp:g} \\times 10^{{{lr_exp}}}$",
-        "HyperBatchSize": str(d["batch_size"]),
-        "HyperMaxLength": str(d["max_length"]),
-        "HyperDropout": f"{d['lora_dropout']:g}",
-        "HyperWeightDecay": f"{d['weight_decay']:g}",
-        "HyperWarmup": f"{d['warmup_ratio'] * 100:g}\\,\\%",
-        "HyperGradClip": f"{d['max_grad_norm']:.1f}",
-        "HyperEpochs": f"{g.get('epochs', d['epochs']):g}",
-        "HyperTrainExamples": tex_int(g.get("train_examples", d["train_examples"])),
-        "HyperPrecision": escape(g.get("precision", d["precision"])),
+        "HyperLearningRate": f"${c['lr'] / 10 ** lr_exp:g} \\times 10^{{{lr_exp}}}$",
+        "HyperBatchSize": str(c["batch_size"]),
+        "HyperMaxLength": str(c["max_length"]),
+        "HyperDropout": f"{c['lora_dropout']:g}",
+        "HyperWeightDecay": f"{c['weight_decay']:g}",
+        "HyperWarmup": f"{c['warmup_ratio'] * 100:g}\\,\\%",
+        "HyperGradClip": f"{c['max_grad_norm']:.1f}",
+        "HyperEpochs": f"{c['epochs']:g}",
+        "HyperTrainExamples": tex_int(c["train_examples"]),
+        "HyperPrecision": escape(c["precision"]),
         "PilotPlannedStrategies": str(len(ctx.planned_strats)),
         "PilotPlannedSeeds": str(len(planned_seeds)),
         "BudgetTolerance": f"{TOLERANCE * 100:g}\\,\\%",

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adaptive_lora.paper import (GENERATED, OUTPUTS, IncompletePilot, build, load_experiments,  # noqa: E402,F401
-                                 planned_cells, read_macros, stale, write)
+                                 read_macros, stale, write)
 
 
 def main(argv=None) -> int:
