@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from adaptive_lora.results import load_results  # noqa: E402
 from adaptive_lora.stats import LR_STEP, arm, at_selected_lr, best_on_dev, is_v2, lr_selection  # noqa: E402
 
+
 STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy", "attention_only", "ffn_only",
           "weight_norm", "spectral", "activation", "gradient", "eva", "adalora"]
 LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
@@ -51,6 +52,12 @@ CHECKED = ["r1", "r32"]          # uniform's lr re-checked on dev at these ranks
 # alpha = 16 with use_rslora (scale 16/sqrt(r_m) = 5.66 at r = 8, 2.83x the default), which is not: it would mix a
 # global 2.83x scale-up into the comparison at the arm's own lr (EXPERIMENTS.md, amendment before stage 5).
 STAGE5_SCALING = "fixed-alpha"
+
+
+def variant(strategy: str, **config) -> str:
+    """The arm name of ``strategy`` run with the non-default ``config`` fields (``stats.arm`` owns the format:
+    ``eva[rho1]``, ``attn_heavy[fixed-alpha]``)."""
+    return arm({"config": {"strategy": strategy, **config}})
 
 
 def _rank(budget: str) -> int:
@@ -124,7 +131,7 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
     stage3 = [{"seed": SEEDS, "strategy": [s], "lr": [lr["uniform"]], "budget": [budget]}
               for s in swept if lr[s] != lr["uniform"]]
     v2 = [r for r in results if is_v2(r)]
-    done2 = all(_seeds_done(v2, s, budget, SEEDS) for s in STAGE2 + ["eva[rho1]"])
+    done2 = all(_seeds_done(v2, s, budget, SEEDS) for s in STAGE2 + [variant("eva", eva_rho=1.0)])
     done3 = all({r["config"]["seed"] for r in v2 if arm(r) == b["strategy"][0] and r["config"]["lr"] == b["lr"][0]
                  and str(r["config"]["budget"]) == budget} >= set(SEEDS) for b in stage3)
     if not (done2 and done3):
@@ -142,7 +149,8 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
     checked = {b: _lr_of(selection, b).get("uniform") for b in CHECKED}
     done_post = _seeds_done(v2, f"shuffled:{profile}", budget, SEEDS) and \
         all(checked[b] and len(checked[b]["curve"]) >= 3 for b in CHECKED) and \
-        all(_seeds_done(v2, f"{s}[{STAGE5_SCALING}]", budget, SEEDS) for s in ["attn_heavy", "ffn_heavy", data_best])
+        all(_seeds_done(v2, variant(s, scaling=STAGE5_SCALING), budget, SEEDS)
+            for s in ["attn_heavy", "ffn_heavy", data_best])
     if not done_post:
         return "post", {**head, "description": f"After stage 2: shuffled:{profile} (the best layer profile on dev), "
                         f"uniform's lr check at r1 and r32, and the scaling ablation (stage 5: {STAGE5_SCALING}, alpha = 16, "
