@@ -153,6 +153,11 @@ def join_words(items: list[str]) -> str:
     return ", ".join(items[:-1]) + (", and " if len(items) > 2 else " and ") + items[-1]
 
 
+def were(names: list[str]) -> str:
+    """'a was' / 'a and b were' (names already typeset)."""
+    return f"{join_words(names)} {'was' if len(names) == 1 else 'were'}"
+
+
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
@@ -527,17 +532,14 @@ def pilot_headline(ctx: Inputs) -> Section:
     by verdict after Holm's correction, and those whose unadjusted interval alone excludes zero."""
     verdicts = {s: code for s, (code, _) in main_verdicts(ctx).items()}
     main = ctx.comparisons
-
-    def were(names: list[str]) -> str:
-        return f"{join_words([tt(s) for s in names])} {'was' if len(names) == 1 else 'were'}"
-
     groups = {w: sorted(s for s, c in verdicts.items() if c in codes) for w, codes in
               (("better", ("better",)), ("worse", ("worse",)), ("same", ("same", "degenerate")))}
-    parts = [f"{were(groups['better'])} significantly better than uniform rank"] * bool(groups["better"]) + \
-        [f"{were(groups['worse'])} significantly worse"] * bool(groups["worse"])
+    named = {w: were([tt(s) for s in names]) for w, names in groups.items()}
+    parts = [f"{named['better']} significantly better than uniform rank"] * bool(groups["better"]) + \
+        [f"{named['worse']} significantly worse"] * bool(groups["worse"])
     if groups["same"]:
         near = [tt(s) for s in groups["same"] if unadjusted_only(main.get(s))]
-        parts.append(f"{were(groups['same'])} not significantly different from uniform rank"
+        parts.append(f"{named['same']} not significantly different from uniform rank"
                      + (f" (for {join_words(near)} the unadjusted interval excludes zero but the adjusted one does "
                         "not)" if near else ""))
     return {"PilotComparisons": str(max(c["m"] for c in main.values())),
@@ -919,7 +921,6 @@ def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool) -> s
             return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
         better, worse, same, open_ = (named(v) for v in ("better", "worse", "equivalent", "no detectable difference"))
         n = min(r["n_pairs"] for r in primary)
-        were = lambda names: f"{join_words(names)} {'was' if len(names) == 1 else 'were'}"  # noqa: E731
         parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} uniform rank"] if better else []) + \
             ([f"{join_words(worse)} lost to it"] if worse else []) + \
             ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
