@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import stats
 from . import writers
+from .errors import UserError
 from .writers import fmt_lr, seed_spread_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -517,20 +518,15 @@ def pilot_cells(ctx: Inputs) -> Section:
     return {"PilotRuns": str(len(ctx.pilot))}, {}
 
 
-def main_verdicts(ctx: Inputs) -> dict[str, tuple[str, str]]:
-    """{strategy: (code, sentence)} of every strategy against uniform at the main budget (``verdict``)."""
-    return {s: verdict(c) for s, c in sorted(ctx.comparisons.items())}
-
-
 def pilot_verdicts(ctx: Inputs) -> Section:
     """The verdict sentences the text quotes (AdaLoRA's; the shuffled control's is ``shuffled_control``'s)."""
-    return {"VerdictAdalora": main_verdicts(ctx)["adalora"][1]}, {}
+    return {"VerdictAdalora": verdict(ctx.comparisons["adalora"])[1]}, {}
 
 
 def pilot_headline(ctx: Inputs) -> Section:
     """The one-sentence summary of the verdicts at the main budget (abstract and results): the strategies grouped
     by verdict after Holm's correction, and those whose unadjusted interval alone excludes zero."""
-    verdicts = {s: code for s, (code, _) in main_verdicts(ctx).items()}
+    verdicts = {s: verdict(c)[0] for s, c in sorted(ctx.comparisons.items())}
     main = ctx.comparisons
     groups = {w: sorted(s for s, c in verdicts.items() if c in codes) for w, codes in
               (("better", ("better",)), ("worse", ("worse",)), ("same", ("same", "degenerate")))}
@@ -647,7 +643,7 @@ def data_free_maps(ctx: Inputs) -> dict[str, dict]:
             return False
         try:
             return not get_strategy(name).needs
-        except Exception:  # a strategy the code no longer knows: only its recorded map can be shown
+        except UserError:  # a strategy the code no longer knows: only its recorded map can be shown
             return False
 
     names = [s for s in ctx.planned_strats if is_data_free(s)] or ["uniform"]

@@ -249,6 +249,12 @@ def text(s) -> Cell:
     return Cell(str(s), latex_escape(s))
 
 
+def ident(s) -> Cell:
+    """An identifier (a strategy name, as the CLI spells it): plain in Markdown, \\texttt in LaTeX, as in the
+    paper's running text."""
+    return Cell(str(s), rf"\texttt{{{latex_escape(s)}}}")
+
+
 def num(v, fmt: str = ".4f") -> Cell:
     """A number; NaN/None -> "–" / "--"; minus signs become $-$ in LaTeX, thousands separators {,}."""
     if not _finite(v):
@@ -319,7 +325,7 @@ def endpoint_table(rows: list[dict], notes: bool = True) -> Table:
     groups: dict[tuple, list[list[Cell]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
-            [text(r["strategy"]), num(r["lr"], "g"), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
+            [ident(r["strategy"]), num(r["lr"], "g"), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
              interval(r["ci_low"], r["ci_high"]), interval(r["adj_ci_low"], r["adj_ci_high"]), pval(r["p_holm"]),
              text(r["verdict"])] + ([text(r["note"])] if notes else []))
     return Table(header, "llrllll" + "l" * (1 + notes), [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
@@ -335,7 +341,7 @@ def lr_grid_table(selection: list[dict]) -> Table:
     groups: dict[tuple, list[list[Cell]]] = {}
     for s in selection:
         dev = dict(s["curve"])
-        row = [text(s["strategy"])]
+        row = [ident(s["strategy"])]
         for lr in lrs:
             if lr not in dev:
                 row.append(Cell(DASH, "--"))
@@ -366,7 +372,7 @@ def lr_table(selection: list[dict]) -> Table:
     for s in selection:
         curve = ", ".join(f"{lr:g}: {v:.4f}" if math.isfinite(v) else f"{lr:g}: diverged" for lr, v in s["curve"])
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(
-            [text(s["strategy"]), text(curve or DASH), num(s["lr"], "g"), text("yes" if s["bracketed"] else "no"),
+            [ident(s["strategy"]), text(curve or DASH), num(s["lr"], "g"), text("yes" if s["bracketed"] else "no"),
              text(s["note"])])
     return Table(header, "lllll", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
 
@@ -375,7 +381,7 @@ def anova_table(fit: dict) -> Table:
     """``stats.block_anova``: strategy − uniform contrasts with the pooled residual sd."""
     header = [text("strategy"), Cell("Δ vs uniform", r"$\Delta$ vs.\ uniform"), text("SE"),
               Cell("95 % CI", r"95\,\% CI"), Cell("p", "$p$"), Cell("p (Holm)", r"$p_\mathrm{Holm}$")]
-    rows = [[text(c["strategy"]), num(c["diff"], "+.4f"), num(c["se"], ".4f"), interval(c["ci_low"], c["ci_high"]),
+    rows = [[ident(c["strategy"]), num(c["diff"], "+.4f"), num(c["se"], ".4f"), interval(c["ci_low"], c["ci_high"]),
              pval(c["p"]), pval(c["p_holm"])] for c in fit["contrasts"]]
     return Table(header, "lrrlrr", [(None, rows)])
 
@@ -390,7 +396,7 @@ def robustness_table(rows: list[dict], notes: bool = True) -> Table:
     groups: dict[tuple, list[list[Cell]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
-            [text(r["strategy"]), num(r["n_pairs"], "d"), num(r["anova_diff"], "+.4f"),
+            [ident(r["strategy"]), num(r["n_pairs"], "d"), num(r["anova_diff"], "+.4f"),
              interval(r["anova_ci_low"], r["anova_ci_high"]), pval(r["anova_p_holm"]),
              interval(r["boot_ci_low"], r["boot_ci_high"]), num(r["multiplier"], ".2f")] +
             ([text(r["note"])] if notes else []))

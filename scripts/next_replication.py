@@ -90,7 +90,7 @@ def plan_long(main_doc: dict, results: list[dict], p1: dict) -> tuple[str, dict]
         grid = [{"strategy": [s], "lr": lrs, "seed": [0], "budget": [budget]} for s, lrs in check.items()]
         return "", {**head, "description": f"Replication A (500 steps): lr check of uniform and attn_heavy at "
                     f"their part-1 lr /3, x1, x3 (seed 0), {LONG_EXAMPLES:,} training examples.", "grid": grid}
-    ext = [{"strategy": [s], "lr": by[s]["next_lr"], "seed": [0], "budget": [budget]}
+    ext = [{"strategy": [s], "lr": [ns._sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
            for s in check if not by[s]["bracketed"]]
     if ext:
         return "extend", {**head, "description": "Replication A: lr check extended one factor of 3 beyond the end "

@@ -65,6 +65,7 @@ def _rank(budget: str) -> int:
 
 
 def _sig(x: float) -> float:
+    """x to 3 significant digits (3e-4 / 3 -> 1e-4, not 9.999999999999999e-05: a grid file and its cells say 1e-4)."""
     return float(f"{x:.3g}")
 
 
@@ -107,7 +108,7 @@ def stage1_lrs(stage1: dict, results: list[dict]) -> tuple[dict | None, dict[str
     if missing or incomplete:
         raise SystemExit(f"stage 1 of {stage1['name']} is not finished: {', '.join(missing + incomplete)} still "
                          f"have cells to run")
-    extend = [{"strategy": [s], "lr": by[s]["next_lr"], "seed": [0], "budget": [budget]}
+    extend = [{"strategy": [s], "lr": [_sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
               for s in swept if not by[s]["bracketed"]]
     if extend:
         return {**head_of(stage1), "description": "Stage 1 extension: learning rates one factor of 3 beyond the "
@@ -156,8 +157,8 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
                         f"uniform's lr check at r1 and r32, and the scaling ablation (stage 5: {STAGE5_SCALING}, alpha = 16, "
                         f"scale 16/r, equal to the default's 2 at r = 8) for attn_heavy, ffn_heavy "
                         f"and {data_best} (the best data-driven strategy on dev).", "grid": post, "order": ["seed"]}
-    extend = [{"strategy": ["uniform"], "lr": checked[b]["next_lr"], "seed": [0], "budget": [b]}
-              for b in CHECKED if not checked[b]["bracketed"]]
+    extend = [{"strategy": ["uniform"], "lr": [_sig(x) for x in checked[b]["next_lr"]], "seed": [0],
+               "budget": [b]} for b in CHECKED if not checked[b]["bracketed"]]
     if extend:
         return "extend", {**head, "description": "Uniform's lr check at r1 / r32 extended one factor of 3 beyond "
                           "the end where the dev-loss argmin sits.", "grid": extend}
@@ -184,7 +185,11 @@ def main(argv=None) -> int:
 
 def write_stage(doc: dict, suffix: str, dry_run: bool, by: str) -> int:
     """experiments/<name>[_<suffix>].yaml from a grid document (printed instead with ``dry_run``)."""
-    text = yaml.safe_dump(doc, sort_keys=False)
+    class NoAliases(yaml.SafeDumper):   # a shared seed list is written out each time, not as &id001 / *id001
+        def ignore_aliases(self, data):
+            return True
+
+    text = yaml.dump(doc, Dumper=NoAliases, sort_keys=False)
     if dry_run:
         print(text)
         return 0

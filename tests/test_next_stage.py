@@ -38,7 +38,8 @@ def test_an_argmin_at_the_grid_end_asks_for_the_next_lr_first():
     suffix, doc = next_stage.plan(STAGE1, results({"adalora": 1e-2, "eva": 3e-4}))
     assert suffix == "extend" and doc["name"] == "main" and doc["defaults"] == STAGE1["defaults"]
     got = {b["strategy"][0]: b["lr"] for b in doc["grid"]}
-    assert got == {"eva": [pytest.approx(1e-4)], "adalora": [pytest.approx(3e-2)]}
+    assert got == {"eva": [1e-4], "adalora": [3e-2]}          # exact: 3e-4 / 3 written as 1e-4 (3 digits)
+    assert "lr:\n  - 0.0001\n" in yaml.safe_dump(doc, sort_keys=False)
 
 
 def test_all_bracketed_gives_stages_2_and_3_at_the_selected_lrs():

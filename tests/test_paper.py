@@ -647,6 +647,7 @@ def test_lr_grid_table_marks_the_selected_lr():
     assert "| uniform | 2.5000 | 2.4000* | 0.0003 | no |" in md       # 2 lrs: the argmin is at an end
     assert "| attn_heavy | 2.3000* | 2.3500 | 0.0001 | no |" in md
     assert "\\textbf{2.4000}" in writers.table_latex(t) and "$3 \\times 10^{-4}$" in writers.table_latex(t)
+    assert "\\texttt{attn\\_heavy} & \\textbf{2.3000}" in writers.table_latex(t)   # names as in the text
 
 
 

@@ -377,7 +377,7 @@ def test_endpoint_table_writers_and_report(tmp_path):
     assert all(ln.count("|") == 10 for ln in md.splitlines())
     assert "| attn_heavy | 0.0001 | 3 | -0.1100 |" in md and "better" in md and "**tiny, alpaca, budget r8, primary" in md
     body = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "multicolumn" not in ln]
-    assert all(ln.count("&") == 8 for ln in body) and "$-$0.1100" in tex and r"attn\_heavy" in tex
+    assert all(ln.count("&") == 8 for ln in body) and "$-$0.1100" in tex and r"\texttt{attn\_heavy} &" in tex
     assert tex.count(r"\multicolumn") == 2 and tex.startswith("% generated")
     lr_md = writers.table_markdown(writers.lr_table(stats.lr_selection(v2_results())))
     assert "| uniform | 0.0001: 2.5000, 0.0003: 2.4000 | 0.0003 | no |" in lr_md
