@@ -4,7 +4,7 @@ Every choice is read off the dev split (``adaptive_lora.stats``: ``lr_selection`
 ``best_on_dev`` = lowest mean dev loss over seeds); the test loss is never read. In order, the first that applies:
 1. a stage-1 strategy has cells to run: refused (run the sweep first);
 2. a stage-1 strategy's argmin sits at an end of its lr grid: ``<exp>_extend.yaml``, the next lr(s) one factor of
-   3 beyond that end (seed 0);
+   3 beyond that end (seed 0), plus uniform's seed-1 stage-2 cell when the count is odd (a core would idle);
 3. stages 2-3 not complete: ``<exp>_r8.yaml`` = stage 2 (every strategy at its own selected lr, seeds 0-3;
    strategies not swept at uniform's lr; EVA at rho 2 and 1) and stage 3 (every swept strategy whose lr differs
    from uniform's, at uniform's lr, seeds 0-3);
@@ -43,6 +43,7 @@ STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy
 LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
 DATA_DRIVEN = ["activation", "gradient", "eva", "adalora"]   # rank from the data (weight_norm/spectral: weights)
 SEEDS = [0, 1, 2, 3]
+JOBS = 2                         # cells side by side on the 2-core machines (sweep --jobs 2)
 FRONTIER_SEEDS = [0, 1, 2]
 FRONTIER = ["r1", "r2", "r4", "r16", "r32"]
 CHECKED = ["r1", "r32"]          # uniform's lr re-checked on dev at these ranks
@@ -111,8 +112,15 @@ def stage1_lrs(stage1: dict, results: list[dict]) -> tuple[dict | None, dict[str
     extend = [{"strategy": [s], "lr": [_sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
               for s in swept if not by[s]["bracketed"]]
     if extend:
+        if by["uniform"]["bracketed"] and sum(len(b["lr"]) for b in extend) % JOBS:
+            # an odd cell count leaves a core idle for a whole cell: add stage 2's first cell, which no extension
+            # can change (uniform at its bracketed lr, seed 1; the same config, hence the same run, as in the
+            # stage-2 file, where it then counts as done)
+            extend.append({"strategy": ["uniform"], "lr": [by["uniform"]["lr"]], "seed": [1], "budget": [budget]})
         return {**head_of(stage1), "description": "Stage 1 extension: learning rates one factor of 3 beyond the "
-                "end of the grid where the dev-loss argmin sits (not yet bracketed).", "grid": extend}, {}
+                "end of the grid where the dev-loss argmin sits (not yet bracketed)"
+                + ", and stage 2's first cell to fill the second core" * (extend[-1]["seed"] == [1]) + ".",
+                "grid": extend}, {}
     return None, {s: by[s]["lr"] for s in swept}
 
 

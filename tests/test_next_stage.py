@@ -42,6 +42,15 @@ def test_an_argmin_at_the_grid_end_asks_for_the_next_lr_first():
     assert "lr:\n  - 0.0001\n" in yaml.safe_dump(doc, sort_keys=False)
 
 
+def test_an_odd_extension_is_filled_with_stage_2s_first_cell():
+    _, doc = next_stage.plan(STAGE1, results({"eva": 3e-4}))   # one cell to run: the second core would idle
+    assert doc["grid"] == [{"strategy": ["eva"], "lr": [1e-4], "seed": [0], "budget": ["r8"]},
+                           {"strategy": ["uniform"], "lr": [1e-3], "seed": [1], "budget": ["r8"]}]
+    _, stage2 = next_stage.plan(STAGE1, results({}))            # ... the very cell stage 2 asks for
+    uniform = next(b for b in stage2["grid"] if b["strategy"] == ["uniform"])
+    assert uniform["lr"] == [1e-3] and 1 in uniform["seed"]
+
+
 def test_all_bracketed_gives_stages_2_and_3_at_the_selected_lrs():
     suffix, doc = next_stage.plan(STAGE1, results({"attn_heavy": 3e-3}))
     assert suffix == "r8" and doc["order"] == ["seed"]
