@@ -4,7 +4,7 @@ For each strategy of the (model, data, budget) group with most swept strategies 
 out once any arm has two): its seed-0 dev loss at every learning
 rate it ran (``adaptive_lora.stats.lr_selection``: argmin, bracketing), on a log lr axis; the chosen lr is a filled
 marker, an unbracketed choice is drawn hollow and named in the legend. The right panel is the same data zoomed onto
-the minima, where the choice is made. A diverged cell (non-finite dev loss) is
+the minima, where the choice is made (every strategy's chosen point included). A diverged cell (non-finite dev loss) is
 marked at the top of the axis. The test set plays no part in this figure or in the choice.
 
 python scripts/fig_lr_curves.py --exp main [--out paper/figures] -> <out>/lr_curves.{pdf,png}
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     # the right panel zooms onto the minima, where the choice is made (a curve is often flat there)
     best = [s["dev_loss"] for s in rows if s["lr"] is not None and math.isfinite(s["dev_loss"])]
     lo = min(best) if best else min(finite)
-    span = max(0.02, 0.25 * ((max(best) - lo) if best else 0.0))
+    span = max(0.02, 1.2 * ((max(best) - lo) if best else 0.0))   # every strategy's choice stays in view
     zoom.set_ylim(lo - 0.15 * span, lo + span)
     zoom.set_title(f"near the minima (to +{span:.2f} nats)")
     fig.suptitle(f"{key[0]}, {key[1]}, budget {key[2]}")

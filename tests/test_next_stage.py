@@ -164,6 +164,14 @@ def test_lr_figure_draws_the_dev_curves_and_skips_without_cells(tmp_path, monkey
     assert _plotting.small_texts(fig) == [] and all(ax.has_data() for ax in fig.axes)
     assert len(fig.legends[0].get_texts()) == len(STAGE1["grid"][0]["strategy"])
     _plotting.plt.close(fig)
+    for r in results({}):                                       # one strategy's best is 0.03 nats above the rest
+        if r["config"]["strategy"] == "adalora":
+            r["dev_loss"] += 0.03
+            (tmp_path / "results" / "main" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    assert fig_lr_curves.main(["--exp", "main", "--out", str(out)]) == 0
+    lo, hi = figs[1].axes[1].get_ylim()                         # the zoom still shows every chosen point
+    assert lo < 1.0 and hi > 1.03
+    _plotting.plt.close(figs[1])
 
 
 # ------------------------------------------------------------------------------------------- replications
