@@ -735,8 +735,11 @@ def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Pa
     planned = cells(load_grid(grid))
     done = {r["run_id"] for r in main}
     hashes = sorted({stats.training_path_hash(r) or "none" for r in main})
-    M = {"MainStageOnePlanned": str(len(planned)),
-         "MainStageOneDone": str(sum(c.run_id in done for c in planned)),
+    n_planned, n_done = len(planned), sum(c.run_id in done for c in planned)
+    n_extra = sum(len(s["curve"]) for s in swept) - n_done     # seed-0 cells beyond the grid: lr extensions
+    M = {"MainStageOneStatus": (f"{n_done} of the {n_planned} stage-1 cells are committed." if n_done < n_planned
+                                else f"All {n_planned} stage-1 cells are committed"
+                                + f", and {n_extra} more that extended a learning-rate grid" * (n_extra > 0) + "."),
          "MainStageOneStrategies": str(len({c.strategy for c in planned})),
          "MainStageOneLrs": join_words([fmt_lr(x) for x in sorted({c.lr for c in planned})]),
          "MainTrainingPathHash": tt(hashes[0] if len(hashes) == 1 else training_path_hash()),
@@ -752,9 +755,11 @@ def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Pa
         state = "bracketed" if s["bracketed"] else f"not yet bracketed, {runs} of the grid's learning rates run"
         parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; {state})")
     M["MainSameLrSentence"] = same_lr_sentence(swept)
-    M["MainAbstractSentence"] = main_abstract_sentence(main, M, config_defaults()["lr"])
+    M["MainAbstractSentence"] = main_abstract_sentence(main, n_done, n_planned, config_defaults()["lr"], n_extra)
     plots = "; Appendix~\\ref{app:main-lr} plots the curves" if lr_pdf.exists() else ""
-    M["MainLrSentence"] = ("So far the development split selects: " + "; ".join(parts) + plots + "."
+    final = n_done == n_planned and all(s["bracketed"] for s in swept)
+    M["MainLrSentence"] = (("The" if final else "So far the") + " development split selects: " + "; ".join(parts)
+                           + plots + "."
                            if parts else
                            "No cell of the main grid has finished yet, so no learning rate is selected.")
     return M
@@ -779,14 +784,17 @@ def same_lr_sentence(selection: list[dict]) -> str:
             " These are single-seed gaps on the development split, not tests.")
 
 
-def main_abstract_sentence(main: list[dict], M: dict[str, str], pilot_lr: float) -> str:
-    """The abstract's sentence on the main grid so far (empty before its first cell): stage-1 progress and the
-    learning rate uniform rank prefers on the development split, against the pilot's."""
+def main_abstract_sentence(main: list[dict], done: int, planned: int, pilot_lr: float, extra: int = 0) -> str:
+    """The abstract's sentence on the main grid so far (empty before its first cell): stage-1 progress (``done`` of
+    ``planned`` cells, ``extra`` lr-extension cells) and the learning rate uniform rank prefers on the development
+    split, against the pilot's."""
     if not main:
         return ""
     uni = next((s for s in stats.lr_selection(main) if s["strategy"] == REFERENCE and s["budget"] == MAIN_BUDGET
                 and s["lr"] is not None), None)
-    out = f"So far {M['MainStageOneDone']} of its {M['MainStageOnePlanned']} first-stage cells are in"
+    out = (f"So far {done} of its {planned} first-stage cells are in" if done < planned else
+           f"Its first stage ({planned} cells" + f", and {extra} extending a learning-rate grid" * (extra > 0)
+           + ") is complete")
     if uni is None:
         return out + "."
     ratio = uni["lr"] / pilot_lr

@@ -720,7 +720,15 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
 def test_main_abstract_sentence_table(keep, expected):
     from adaptive_lora import paper
     cells = [c for c in v2_cells() if keep(c)]
-    assert paper.main_abstract_sentence(cells, {"MainStageOneDone": "3", "MainStageOnePlanned": "28"}, 2e-4) == expected
+    assert paper.main_abstract_sentence(cells, 3, 28, 2e-4) == expected
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (2, "Its first stage (28 cells, and 2 extending a learning-rate grid) is complete: on the development split"),
+    (0, "Its first stage (28 cells) is complete: on the development split")])
+def test_main_abstract_sentence_once_stage_1_is_complete(extra, expected):
+    from adaptive_lora import paper
+    assert paper.main_abstract_sentence(v2_cells(), 28, 28, 2e-4, extra).startswith(expected)
 
 
 # ------------------------------------------------------------------ layout once the whole main grid has landed
