@@ -466,6 +466,22 @@ def check_jobs(cfgs: list, jobs: int) -> None:
             raise UserError(f"--jobs {jobs} x threads {cfg.threads} > {cores} cores: the cells would share cores")
 
 
+def warm_model_cache(cfgs: list, load=None) -> list[str]:
+    """Load each distinct model of ``cfgs`` once, in this process, before parallel workers start -> names loaded.
+
+    Gotcha: the first load of a GGUF model converts it into ``.cache/models/<name>`` through one fixed temp folder;
+    two workers doing that at once on a fresh machine rename the folder under each other (seen: SafetensorError
+    "No such file or directory" for the second cell). Loading once here makes every worker a cache reader. The
+    conversion code sits on the frozen training path, so the race is avoided here rather than fixed there."""
+    if load is None:
+        from .models import load_model as load
+    names = list(dict.fromkeys(cfg.model for cfg in cfgs))
+    for name in names:
+        model = load(name)
+        del model  # only the cache is wanted; the worker loads its own copy
+    return names
+
+
 def select_cells(cfgs: list, dirty_mode: bool, reuse: bool, limit: int | None, counts: dict, out=print) -> list:
     """The cells to run now, in the stable order: done cells are skipped, identical finished results of other
     experiments copied (``reuse``), and at most ``limit`` cells kept; ``counts`` (done, copied, not_run) is
@@ -563,6 +579,7 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
+        warm_model_cache(todo)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             # workers show their own step bars (interleaved in a log, one line per refresh; the start line
             # below says which cell is which), so a long cell is visibly alive

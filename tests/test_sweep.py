@@ -364,6 +364,17 @@ def test_two_jobs_run_cells_in_parallel_processes_with_the_serial_results(tiny, 
     assert len(par) == 2 and par == ser
 
 
+def test_models_are_converted_once_before_parallel_workers_start(tiny):
+    """Two workers converting the same GGUF at once on a fresh machine raced on one temp folder; the sweep now
+    loads each distinct model once, in order, before the pool starts."""
+    calls = []
+    cfgs = [RunConfig(**{**tiny, "model": m}, seed=s) for m, s in
+            [("tiny-llama", 0), ("tiny-gpt2", 0), ("tiny-llama", 1), ("tiny-gpt2", 1)]]
+    assert sweep.warm_model_cache(cfgs, load=calls.append) == ["tiny-llama", "tiny-gpt2"]
+    assert calls == ["tiny-llama", "tiny-gpt2"]
+    assert sweep.warm_model_cache([], load=calls.append) == [] and len(calls) == 2
+
+
 # ------------------------------------------------------------------------------------------ --launcher submitit
 SUBMITIT_LOCAL = ["--launcher", "submitit", "--submitit-executor", "local", "--quiet", "--allow-dirty"]
 
