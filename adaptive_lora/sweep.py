@@ -472,14 +472,18 @@ def warm_model_cache(cfgs: list, load=None) -> list[str]:
     Gotcha: the first load of a GGUF model converts it into ``.cache/models/<name>`` through one fixed temp folder;
     two workers doing that at once on a fresh machine rename the folder under each other (seen: SafetensorError
     "No such file or directory" for the second cell). Loading once here makes every worker a cache reader. The
-    conversion code sits on the frozen training path, so the race is avoided here rather than fixed there."""
+    conversion code sits on the frozen training path, so the race is avoided here rather than fixed there.
+    A model that fails to load is skipped: each of its cells then fails in its worker and is recorded as before."""
     if load is None:
         from .models import load_model as load
-    names = list(dict.fromkeys(cfg.model for cfg in cfgs))
-    for name in names:
-        model = load(name)
-        del model  # only the cache is wanted; the worker loads its own copy
-    return names
+    loaded = []
+    for name in dict.fromkeys(cfg.model for cfg in cfgs):
+        try:
+            load(name)  # only the cache is wanted: the weights are dropped at once, each worker loads its own
+        except Exception:  # noqa: BLE001 - the cells' own runs report it, one failure record per cell
+            continue
+        loaded.append(name)
+    return loaded
 
 
 def select_cells(cfgs: list, dirty_mode: bool, reuse: bool, limit: int | None, counts: dict, out=print) -> list:

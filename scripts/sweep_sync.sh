@@ -6,6 +6,9 @@
 set -euo pipefail
 name=${1:-pilot}
 cells_only=${2:-}
+if [ -n "$cells_only" ] && [ "$cells_only" != "--cells" ]; then
+    echo "error: unknown option '$cells_only' (usage: scripts/sweep_sync.sh [name] [--cells])" >&2; exit 2
+fi
 root=$(git rev-parse --show-toplevel)
 wt="$root/../adaptive-lora-sweep"
 cd "$root"

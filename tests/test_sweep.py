@@ -374,6 +374,11 @@ def test_models_are_converted_once_before_parallel_workers_start(tiny):
     assert calls == ["tiny-llama", "tiny-gpt2"]
     assert sweep.warm_model_cache([], load=calls.append) == [] and len(calls) == 2
 
+    def broken(name):  # e.g. a hub model offline: not an error of the sweep, each cell records its own failure
+        if name == "tiny-gpt2":
+            raise UserError("cannot load")
+    assert sweep.warm_model_cache(cfgs, load=broken) == ["tiny-llama"]
+
 
 # ------------------------------------------------------------------------------------------ --launcher submitit
 SUBMITIT_LOCAL = ["--launcher", "submitit", "--submitit-executor", "local", "--quiet", "--allow-dirty"]
