@@ -20,6 +20,7 @@ if ls "$wt/results/$name/failed"/*.json >/dev/null 2>&1; then
     mkdir -p "results/$name/failed"; cp -p "$wt/results/$name/failed"/*.json "results/$name/failed/"
 fi
 echo "$(ls results/$name/*.json | wc -l) cells in results/$name"
+.venv/bin/python scripts/update_docs.py   # README/EXPERIMENTS blocks that count cells (~2 s; CI checks them)
 [ "$cells_only" = "--cells" ] && exit 0
 make --no-print-directory paper   # the pilot figures + the main grid (main-figures), whatever $name is
 .venv/bin/python scripts/update_docs.py
