@@ -1,11 +1,14 @@
 """Figure: dev loss against learning rate per strategy (protocol v2, stage 1), the data of the lr choice.
 
 For each strategy of the (model, data, budget) group with most swept strategies (arms run at one lr only are left
-out once any arm has two): its seed-0 dev loss at every learning
-rate it ran (``adaptive_lora.stats.lr_selection``: argmin, bracketing), on a log lr axis; the chosen lr is a filled
-marker, an unbracketed choice is drawn hollow and named in the legend. The right panel is the same data zoomed onto
-the minima, where the choice is made (every strategy's chosen point included). A diverged cell (non-finite dev loss) is
-marked at the top of the axis. The test set plays no part in this figure or in the choice.
+out once any arm has two), seed 0, on a log lr axis. Left: its dev loss minus uniform rank's at the same learning
+rate (``adaptive_lora.stats.same_lr_dev_gaps``), on a symmetric-log axis (linear within +-0.01 nats) so that gaps of
+thousandths and a divergence of nats both show: where the sign changes with the lr, a comparison at one shared lr
+says more about the lr than about the allocation. (Before uniform shares an lr with any arm, the left panel shows
+every dev loss instead.) Right: the dev losses zoomed onto the minima, where the choice is made
+(``adaptive_lora.stats.lr_selection``: argmin, bracketing; every strategy's chosen point in view): the chosen lr is
+a large marker, drawn hollow while not yet bracketed (also named in the legend). A diverged cell (non-finite dev
+loss) is marked at the top of the axis. The test set plays no part in this figure or in the choice.
 
 python scripts/fig_lr_curves.py --exp main [--out paper/figures] -> <out>/lr_curves.{pdf,png}
 """
@@ -18,7 +21,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import colors, figure, load, parse_args, save, skip  # noqa: E402
 
-from adaptive_lora.stats import lr_curves, lr_selection  # noqa: E402
+from adaptive_lora.stats import REFERENCE, lr_curves, lr_selection, same_lr_dev_gaps  # noqa: E402
+
+LINTHRESH = 0.01   # nats: the symlog gap axis is linear inside +-LINTHRESH
+
+
+def draw_curves(ax, rows: list[dict], col: dict, top: float) -> None:
+    """Each strategy's dev loss by lr (``lr_curves`` rows), its chosen lr as a large marker (hollow: not bracketed)
+    and a diverged cell as a cross at ``top``."""
+    for s in rows:
+        xs = [lr for lr, _ in s["curve"]]
+        ys = [v if math.isfinite(v) else top for _, v in s["curve"]]
+        label = s["strategy"] + ("" if s["bracketed"] else " (not bracketed yet)")
+        ax.plot(xs, ys, "-", color=col[s["strategy"]], lw=1.2, label=label)
+        ax.plot(xs, ys, "o", color=col[s["strategy"]], ms=3)
+        for lr, v in s["curve"]:
+            if not math.isfinite(v):
+                ax.plot([lr], [top], "x", color=col[s["strategy"]], ms=6)
+        if s["lr"] is not None:
+            ax.plot([s["lr"]], [s["dev_loss"]], "o", ms=8, color=col[s["strategy"]],
+                    mfc=col[s["strategy"]] if s["bracketed"] else "none")
+
+
+def draw_gaps(ax, gaps: dict[str, list[tuple[float, float]]], col: dict) -> None:
+    """Each arm's dev loss minus uniform's at the same lr on a symlog axis (linear inside +-LINTHRESH)."""
+    for strategy, pts in gaps.items():
+        ax.plot([lr for lr, _ in pts], [g for _, g in pts], "o-", color=col[strategy], lw=1.2, ms=3)
+    ax.axhline(0.0, color="k", lw=0.8, ls="--")
+    ax.set_yscale("symlog", linthresh=LINTHRESH, linscale=1.5)
+    ax.set_ylabel(f"dev loss $-$ {REFERENCE}'s (nats)")
+    ax.set_title(f"gap to {REFERENCE} at the same rate")
 
 
 def main(argv=None) -> int:
@@ -36,24 +68,20 @@ def main(argv=None) -> int:
     full, zoom = fig.subplots(1, 2)
     finite = [v for s in rows for _, v in s["curve"] if math.isfinite(v)]
     top = max(finite) + 0.05 * (max(finite) - min(finite) + 1e-3)
+    gaps = same_lr_dev_gaps(rows)
+    for ax in (zoom,) if gaps else (full, zoom):
+        draw_curves(ax, rows, col, top)
+    if gaps:
+        draw_gaps(full, gaps, col)
+    else:
+        full.set_ylabel("dev loss (nats/token, seed 0)")
+        full.set_title("all learning rates run")
     for ax in (full, zoom):
-        for s in rows:
-            xs = [lr for lr, _ in s["curve"]]
-            ys = [v if math.isfinite(v) else top for _, v in s["curve"]]
-            label = s["strategy"] + ("" if s["bracketed"] else " (not bracketed yet)")
-            ax.plot(xs, ys, "-", color=col[s["strategy"]], lw=1.2, label=label)
-            ax.plot(xs, ys, "o", color=col[s["strategy"]], ms=3)
-            for lr, v in s["curve"]:
-                if not math.isfinite(v):
-                    ax.plot([lr], [top], "x", color=col[s["strategy"]], ms=6)
-            if s["lr"] is not None:
-                ax.plot([s["lr"]], [s["dev_loss"]], "o", ms=8, color=col[s["strategy"]],
-                        mfc=col[s["strategy"]] if s["bracketed"] else "none")
         ax.set_xscale("log")
         ax.set_xlabel("peak learning rate")
         ax.grid(alpha=0.3)
-    full.set_ylabel("dev loss (nats/token, seed 0)")
-    full.set_title("all learning rates run")
+    zoom.set_ylabel("dev loss (nats/token, seed 0)")
+    full.set_xlim(zoom.get_xlim())      # one lr axis for both panels
     # the right panel zooms onto the minima, where the choice is made (a curve is often flat there)
     best = [s["dev_loss"] for s in rows if s["lr"] is not None and math.isfinite(s["dev_loss"])]
     lo = min(best) if best else min(finite)
@@ -61,7 +89,7 @@ def main(argv=None) -> int:
     zoom.set_ylim(lo - 0.15 * span, lo + span)
     zoom.set_title(f"near the minima (to +{span:.2f} nats)")
     fig.suptitle(f"{key[0]}, {key[1]}, budget {key[2]}")
-    handles, labels = full.get_legend_handles_labels()
+    handles, labels = zoom.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False)
     save(fig, a.out, "lr_curves")
     return 0

@@ -731,6 +731,49 @@ def test_main_abstract_sentence_once_stage_1_is_complete(extra, expected):
     assert paper.main_abstract_sentence(v2_cells(), 28, 28, 2e-4, extra).startswith(expected)
 
 
+@pytest.mark.parametrize("in_main", [True, False])
+def test_the_lr_figure_is_in_the_main_text_until_the_forest_takes_its_place(tmp_path, in_main):
+    """Stage 1's figure is the main text's while it is the main grid's only result; then the appendix holds it."""
+    from adaptive_lora import paper
+    pdf = tmp_path / "lr_curves.pdf"
+    pdf.write_bytes(b"%PDF")
+    rows = [{"model": "m", "data": "d", "budget": "r8", "strategy": "uniform", "curve": [(1e-3, 1.8)], "lr": 1e-3,
+             "dev_loss": 1.8, "bracketed": False}]
+    main, appendix = paper.main_lr_figure(pdf, in_main), paper.main_lr_table(rows, not in_main)
+    assert ("\\label{fig:lr-curves}" in main) is in_main and ("\\label{fig:lr-curves}" in appendix) is not in_main
+    assert "\\label{tab:lr-grid}" in appendix and "\\label{app:main-lr}" in appendix
+    assert "fig:lr-curves" not in paper.main_lr_figure(tmp_path / "absent.pdf", True)
+    assert "section" not in paper.main_lr_table([], False)
+
+
+STAGE_TWO_YAML = """name: main
+defaults: {model: smollm2-135m, data: alpaca, budget: r8}
+grid:
+- {seed: [0, 1, 2], strategy: [uniform, attn_heavy], lr: [0.003]}
+"""
+
+
+@pytest.mark.parametrize("done, expected", [
+    ([], "have 0 of their 6 cells committed."),
+    ([(0, "uniform")], "have 1 of their 6 cells committed: seed~0 has 1 of its 2."),
+    ([(0, "uniform"), (0, "attn_heavy"), (1, "attn_heavy")],
+     "have 3 of their 6 cells committed: seed~0 is complete; seed~1 has 1 of its 2."),
+    ([(s, n) for s in (0, 1) for n in ("uniform", "attn_heavy")],
+     "have 4 of their 6 cells committed: seeds~0 and 1 are complete.")])
+def test_stage_two_status_counts_cells_per_seed(tmp_path, done, expected):
+    """The status of stages 2-3 counts the grid's committed cells seed by seed (the order the sweep runs them)."""
+    from adaptive_lora import paper
+    from adaptive_lora.sweep import cells, load_grid
+    grid = tmp_path / "main_r8.yaml"
+    grid.write_text(STAGE_TWO_YAML)
+    ids = {c.run_id for c in cells(load_grid(grid)) if (c.seed, c.strategy) in done}
+    assert len(ids) == len(done)
+    assert paper.stage_two_status(ids, grid) == (
+        "Stages 2 and 3 (every strategy at its own and at uniform's learning rate, seeds 0 to 2, run seed by seed) "
+        + expected)
+    assert paper.stage_two_status(ids, tmp_path / "absent.yaml") == ""
+
+
 # ------------------------------------------------------------------ layout once the whole main grid has landed
 FULL_GRID_ARMS = [  # (arm's strategy, extra config, true effect on the test loss in nats) at r8, stages 2-5
     ("uniform", {}, 0.0), ("linear_decay", {}, 0.001), ("linear_increase", {}, -0.001), ("attn_heavy", {}, -0.004),
@@ -817,5 +860,6 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["fig:main-forest"] <= MAX_MAIN_TEXT_PAGES and pages["fig:replications"] <= MAX_MAIN_TEXT_PAGES
     assert pages["paper@end-of-main-text"] <= MAX_MAIN_TEXT_PAGES, (
         f"with the whole main grid the main text ends on page {pages['paper@end-of-main-text']}")
+    assert pages["fig:lr-curves"] > pages["paper@end-of-main-text"]     # stage 1's figure made way for the forest
     assert "\\PaperGraphic{main_forest}" in (d / "generated" / "main_results.tex").read_text()
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()
