@@ -765,6 +765,16 @@ def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Pa
     return M
 
 
+def planned_arms(grid: Path = STAGE_TWO_GRID) -> set[str]:
+    """The arms (``stats.arm``: strategy, with eva's rho where it is not the default) that stages 2-3 run at
+    MAIN_BUDGET, uniform excluded: the primary endpoint's whole family; empty before the grid exists."""
+    from .sweep import cells, load_grid
+    if not grid.exists():
+        return set()
+    arms = {stats.arm({"config": c.__dict__}) for c in cells(load_grid(grid)) if c.budget == MAIN_BUDGET}
+    return arms - {REFERENCE}
+
+
 def stage_two_status(done: set[str], grid: Path = STAGE_TWO_GRID) -> str:
     """Progress of stages 2-3 (the grid ``scripts/next_stage.py`` wrote; empty before it exists): cells committed
     of planned, and per seed which are complete and how far the next one is (the sweep runs seed by seed)."""
@@ -870,10 +880,12 @@ def main_endpoint_rows(main: list[dict]) -> tuple[list[dict], list[dict]]:
     return keep(primary), keep(secondary)
 
 
-def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tuple[dict[str, str], str, str]:
+def main_results(primary: list[dict], secondary: list[dict], forest: Path,
+                 planned: int | None = None) -> tuple[dict[str, str], str, str]:
     """The primary-endpoint sentence (macro), main_results.tex (the main text's forest figure, once drawn) and the
     endpoint table (primary and secondary rows; it goes to the appendix with the robustness checks), or comments
-    while no strategy has two seeds at its selected learning rate."""
+    while no strategy has two seeds at its selected learning rate. ``planned``: the strategies the primary endpoint
+    will compare (``main_conclusion`` and the sentence say how many of them are tested so far)."""
     if not primary:
         sentence = ("No strategy has two seeds at its selected learning rate yet, so the primary endpoint has no "
                     "interval so far.")
@@ -889,8 +901,11 @@ def main_results(primary: list[dict], secondary: list[dict], forest: Path) -> tu
     seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
     where = ("Figure~\\ref{fig:main-forest}; " if forest.exists() else "") + \
         "Table~\\ref{tab:main-endpoint} in Appendix~\\ref{app:main-robustness}"
-    sentence = (f"With {seeds} paired seeds per strategy, the Holm-adjusted intervals of the primary endpoint "
-                f"({where}) give: " + "; ".join(parts) + ".")
+    tested = "" if planned is None or len(primary) >= planned else (
+        f"So far {len(primary)} of the {planned} strategies that stages 2 and 3 compare with uniform rank have two "
+        "or more paired seeds; Holm's correction runs over these, the final analysis over all of them. ")
+    sentence = (tested + f"With {seeds} paired seeds per strategy, the Holm-adjusted intervals of the primary "
+                f"endpoint ({where}) give: " + "; ".join(parts) + ".")
     table = ("\\begin{table}[htbp]\n\\centering\n\\caption{Main grid, test loss at \\MainBudget{}: each strategy minus "
              "uniform rank at the same seed (negative: lower loss), at its own development-selected learning rate "
              "(primary) and at uniform's (secondary). Unadjusted 95\\,\\% $t$ intervals beside Holm step-down "
@@ -953,7 +968,7 @@ def main_robustness(rows: list[dict], table: str) -> str:
         "\\setlength{\\PaperFitTables}{0pt}\n\\end{table}\n")
 
 
-def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool) -> str:
+def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool, planned: int | None = None) -> str:
     """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;")."""
     if primary:
         def named(v: str) -> list[str]:
@@ -965,8 +980,11 @@ def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool) -> s
             ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
             ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
         found = "; ".join(parts) or "no strategy could be tested"
-        return (f"so far, with at least {n} paired seeds per strategy and Holm-adjusted intervals, {found} at its "
-                f"own learning rate (Table~\\ref{{tab:main-endpoint}}).")
+        own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
+        who = ("" if planned is None or len(primary) >= planned else
+               f" for the {len(primary)} of its {planned} strategies with two or more paired seeds,")
+        return (f"so far,{who} with at least {n} paired seeds per strategy and Holm-adjusted intervals, {found} at "
+                f"{own} (Table~\\ref{{tab:main-endpoint}}).")
     if main and lr_figure:
         return ("its results so far are the learning-rate curves of its first stage "
                 "(Figure~\\ref{fig:lr-curves}); no strategy has been compared with uniform rank yet.")
@@ -981,11 +999,12 @@ def main_grid(ctx: Inputs) -> Section:
     # the main text holds one main-grid figure within the page limit: stage 1's until the primary forest exists
     lr_in_main = not (primary and (ctx.figures / "main_forest.pdf").exists())
     macros = main_grid_macros(main, selection, lr_pdf, lr_in_main=lr_in_main)
-    m, results_tex, table = main_results(primary, secondary, ctx.figures / "main_forest.pdf")
+    planned = len(planned_arms())
+    m, results_tex, table = main_results(primary, secondary, ctx.figures / "main_forest.pdf", planned)
     from .report import protocol_v2_robustness
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
-    m["MainConclusionSentence"] = main_conclusion(main, primary, lr_pdf.exists())
+    m["MainConclusionSentence"] = main_conclusion(main, primary, lr_pdf.exists(), planned)
     return {**macros, **m, **rm}, {"main_lr_figure.tex": main_lr_figure(lr_pdf, lr_in_main),
                                    "main_lr_table.tex": main_lr_table(selection,
                                                                       lr_pdf.exists() and not lr_in_main),

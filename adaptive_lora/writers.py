@@ -391,7 +391,7 @@ def robustness_table(rows: list[dict], notes: bool = True) -> Table:
     interval over test examples, and the equivalent-budget multiplier."""
     header = [text("strategy"), Cell("n", "$n$"), Cell("Δ (two-way)", r"$\Delta$ (two-way)"),
               Cell("95 % CI (pooled)", r"95\,\% CI (pooled)"), Cell("p (Holm)", r"$p_\mathrm{Holm}$"),
-              Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"), Cell("× params", r"$\times$ params")] + \
+              Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"), Cell("× budget", r"$\times$ budget")] + \
         ([text("note")] if notes else [])
     groups: dict[tuple, list[list[Cell]]] = {}
     for r in rows:
@@ -424,7 +424,7 @@ def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: 
         out += ["## Robustness of the primary endpoint (pre-specified)", "",
                 "Two-way model: strategy fixed, seed as a block, pooled residual variance (complete blocks), Holm "
                 "over the strategies. Bootstrap: paired over test examples (the same resampled examples for both "
-                "arms and every seed; test-set sampling only, not training noise). × params: the parameter "
+                "arms and every seed; test-set sampling only, not training noise). × budget: the parameter "
                 "multiple at which uniform rank's frontier reaches the strategy's mean test loss (no "
                 "extrapolation).", "", table_markdown(robustness_table(robust))]
     return out

@@ -611,6 +611,14 @@ def test_main_results_table_and_sentence_from_the_reports_statistics(tmp_path):
     macros, tex, _ = paper.main_results(primary, secondary, tmp_path / "f.pdf")
     assert "\\PaperGraphic{main_forest}" in tex and "tabular" not in tex      # the main text: the figure only
     assert "(Figure~\\ref{fig:main-forest}; Table~" in macros["MainEndpointSentence"]
+    # an interim analysis says how many of the planned strategies it covers, and the whole family needs no such note
+    partial = paper.main_results(primary, secondary, tmp_path / "f.pdf", planned=13)[0]["MainEndpointSentence"]
+    assert partial.startswith("So far 2 of the 13 strategies that stages 2 and 3 compare with uniform rank have two "
+                              "or more paired seeds; Holm's correction runs over these, the final analysis over all "
+                              "of them. With 3 paired seeds per strategy")
+    assert paper.main_results(primary, secondary, tmp_path / "f.pdf", planned=2)[0] == macros
+    assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
+        paper.main_conclusion([], primary, True, planned=13)
     # one seed per strategy: no interval, nothing to show, and the sentence says so
     one = [r for r in v2_cells() if r["config"]["seed"] == 0]
     macros, tex, table = paper.main_results(*paper.main_endpoint_rows(one), tmp_path / "f.pdf")
@@ -704,8 +712,9 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
     from adaptive_lora import paper
     rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
     assert paper.main_conclusion([], rows, True) == (
-        f"so far, with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at its own "
-        "learning rate (Table~\\ref{tab:main-endpoint}).")
+        f"so far, with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
+        + ("its own learning rate" if len(rows) == 1 else "their own learning rates")
+        + " (Table~\\ref{tab:main-endpoint}).")
 
 
 @pytest.mark.parametrize("keep, expected", [
