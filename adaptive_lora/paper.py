@@ -968,27 +968,44 @@ def main_robustness(rows: list[dict], table: str) -> str:
         "\\setlength{\\PaperFitTables}{0pt}\n\\end{table}\n")
 
 
+def verdict_clause(primary: list[dict]) -> str:
+    """The primary endpoint's verdicts in words: 'a beats uniform rank; b was equivalent to it ...'."""
+    def named(v: str) -> list[str]:
+        return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
+    better, worse, same, open_ = (named(v) for v in ("better", "worse", "equivalent", "no detectable difference"))
+    parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} uniform rank"] if better else []) + \
+        ([f"{join_words(worse)} lost to it"] if worse else []) + \
+        ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
+        ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
+    return "; ".join(parts) or "no strategy could be tested"
+
+
+def tested_so_far(primary: list[dict], planned: int | None) -> str:
+    """' for the k of its N strategies with two or more paired seeds,' while the family is incomplete."""
+    return ("" if planned is None or len(primary) >= planned else
+            f" for the {len(primary)} of its {planned} strategies with two or more paired seeds,")
+
+
 def main_conclusion(main: list[dict], primary: list[dict], lr_figure: bool, planned: int | None = None) -> str:
     """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;")."""
     if primary:
-        def named(v: str) -> list[str]:
-            return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
-        better, worse, same, open_ = (named(v) for v in ("better", "worse", "equivalent", "no detectable difference"))
         n = min(r["n_pairs"] for r in primary)
-        parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} uniform rank"] if better else []) + \
-            ([f"{join_words(worse)} lost to it"] if worse else []) + \
-            ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
-            ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
-        found = "; ".join(parts) or "no strategy could be tested"
         own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
-        who = ("" if planned is None or len(primary) >= planned else
-               f" for the {len(primary)} of its {planned} strategies with two or more paired seeds,")
-        return (f"so far,{who} with at least {n} paired seeds per strategy and Holm-adjusted intervals, {found} at "
-                f"{own} (Table~\\ref{{tab:main-endpoint}}).")
+        return (f"so far,{tested_so_far(primary, planned)} with at least {n} paired seeds per strategy and "
+                f"Holm-adjusted intervals, {verdict_clause(primary)} at {own} (Table~\\ref{{tab:main-endpoint}}).")
     if main and lr_figure:
         return ("its results so far are the learning-rate curves of its first stage "
                 "(Figure~\\ref{fig:lr-curves}); no strategy has been compared with uniform rank yet.")
     return "it has no results yet."
+
+
+def main_abstract_endpoint(primary: list[dict], planned: int | None = None) -> str:
+    """The abstract's sentence on the primary endpoint so far (empty before a strategy has two paired seeds)."""
+    if not primary:
+        return ""
+    return (f"In its second stage so far,{tested_so_far(primary, planned)} Holm-adjusted intervals of the "
+            f"test-loss difference to uniform rank, each strategy at its own learning rate, say: "
+            f"{verdict_clause(primary)}.")
 
 
 def main_grid(ctx: Inputs) -> Section:
@@ -1005,6 +1022,7 @@ def main_grid(ctx: Inputs) -> Section:
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
     m["MainConclusionSentence"] = main_conclusion(main, primary, lr_pdf.exists(), planned)
+    m["MainAbstractEndpoint"] = main_abstract_endpoint(primary, planned)
     return {**macros, **m, **rm}, {"main_lr_figure.tex": main_lr_figure(lr_pdf, lr_in_main),
                                    "main_lr_table.tex": main_lr_table(selection,
                                                                       lr_pdf.exists() and not lr_in_main),

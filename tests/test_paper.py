@@ -619,6 +619,12 @@ def test_main_results_table_and_sentence_from_the_reports_statistics(tmp_path):
     assert paper.main_results(primary, secondary, tmp_path / "f.pdf", planned=2)[0] == macros
     assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
         paper.main_conclusion([], primary, True, planned=13)
+    assert paper.main_abstract_endpoint(primary, 13) == (
+        "In its second stage so far, for the 2 of its 13 strategies with two or more paired seeds, Holm-adjusted "
+        "intervals of the test-loss difference to uniform rank, each strategy at its own learning rate, say: "
+        "\\texttt{attn\\_heavy} beats uniform rank; \\texttt{ffn\\_heavy} was inconclusive (no detectable "
+        "difference, not shown equivalent).")
+    assert paper.main_abstract_endpoint([], 13) == ""
     # one seed per strategy: no interval, nothing to show, and the sentence says so
     one = [r for r in v2_cells() if r["config"]["seed"] == 0]
     macros, tex, table = paper.main_results(*paper.main_endpoint_rows(one), tmp_path / "f.pdf")
