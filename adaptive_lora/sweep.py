@@ -541,6 +541,7 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
     todo = select_cells(cfgs, dirty_mode, reuse, limit, counts, out)
     submitted = []
     if submitit_opts is not None and todo:
+        warm_model_cache(todo)      # array tasks start together: the same GGUF conversion race as --jobs
         submitted = submit_cells(todo, submitit_opts, cluster, cpus, allow_dirty, dirty_mode,
                                  results_root(dirty_mode) / exp, out)
         if not submitit_opts.wait:

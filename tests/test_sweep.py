@@ -414,6 +414,16 @@ def test_submitit_local_executor_gives_the_local_results_and_skips_done_cells(ti
     assert loc == sub
 
 
+def test_submitit_warms_the_model_cache_before_submitting(tiny, tmp_path, submitit_env, monkeypatch, capsys):
+    """Array tasks start together, so the submitting process converts each model once first (as --jobs does)."""
+    calls = []
+    monkeypatch.setattr(sweep, "warm_model_cache", lambda cfgs, load=None: calls.append(("warm", len(cfgs))))
+    monkeypatch.setattr(sweep, "submit_cells", lambda todo, *a, **k: calls.append(("submit", len(todo))) or [])
+    grid = write_grid(tmp_path / "g.yaml", "subw", {**tiny, "threads": 1}, [{"seed": [0, 1]}])
+    assert main(["sweep", str(grid), *SUBMITIT_LOCAL, "--no-wait"]) == 0
+    assert calls == [("warm", 2), ("submit", 2)]
+
+
 def _wait_for(paths_fn, seconds=180):
     deadline = time.time() + seconds
     while not paths_fn():
