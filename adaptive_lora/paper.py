@@ -722,7 +722,7 @@ def runs_table(ctx: Inputs) -> Section:
 
 
 def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Path = MAIN_GRID,
-                     lr_in_main: bool = True) -> dict[str, str]:
+                     lr_in_main: bool = True, stage_two: list = ()) -> dict[str, str]:
     """Macros of the main grid (protocol v2): stage-1 progress, the training-path hash its cells share, and the
     learning rate chosen on the dev split per swept strategy so far (``swept``: ``stats.lr_curves`` of the
     ``lr_selection`` at MAIN_BUDGET, the rows the lr table shows; the test loss plays no part)."""
@@ -752,7 +752,7 @@ def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Pa
         state = "bracketed" if s["bracketed"] else f"not yet bracketed, {runs} of the grid's learning rates run"
         parts.append(f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; {state})")
     M["MainSameLrSentence"] = same_lr_sentence(swept)
-    M["MainStageTwoStatus"] = stage_two_status(done)
+    M["MainStageTwoStatus"] = stage_two_status(done, stage_two)
     M["MainAbstractSentence"] = main_abstract_sentence(main, n_done, n_planned, config_defaults()["lr"], n_extra)
     plots = ("" if not lr_pdf.exists() else
              "; Figure~\\ref{fig:lr-curves} plots the curves and Appendix~\\ref{app:main-lr} tabulates them"
@@ -765,23 +765,23 @@ def main_grid_macros(main: list[dict], swept: list[dict], lr_pdf: Path, grid: Pa
     return M
 
 
-def planned_arms(grid: Path = STAGE_TWO_GRID) -> set[str]:
-    """The arms (``stats.arm``: strategy, with eva's rho where it is not the default) that stages 2-3 run at
-    MAIN_BUDGET, uniform excluded: the primary endpoint's whole family; empty before the grid exists."""
+def stage_two_cells(grid: Path = STAGE_TWO_GRID) -> list:
+    """The cells (``RunConfig``) of stages 2-3, the grid ``scripts/next_stage.py`` wrote; [] before it exists."""
     from .sweep import cells, load_grid
-    if not grid.exists():
-        return set()
-    arms = {stats.arm({"config": c.__dict__}) for c in cells(load_grid(grid)) if c.budget == MAIN_BUDGET}
-    return arms - {REFERENCE}
+    return cells(load_grid(grid)) if grid.exists() else []
 
 
-def stage_two_status(done: set[str], grid: Path = STAGE_TWO_GRID) -> str:
-    """Progress of stages 2-3 (the grid ``scripts/next_stage.py`` wrote; empty before it exists): cells committed
-    of planned, and per seed which are complete and how far the next one is (the sweep runs seed by seed)."""
-    from .sweep import cells, load_grid
-    if not grid.exists():
+def planned_arms(planned: list) -> set[str]:
+    """The arms (``stats.arm``: strategy, with eva's rho where it is not the default) that stages 2-3
+    (``stage_two_cells``) run at MAIN_BUDGET, uniform excluded: the primary endpoint's whole family."""
+    return {stats.arm({"config": c.to_dict()}) for c in planned if c.budget == MAIN_BUDGET} - {REFERENCE}
+
+
+def stage_two_status(done: set[str], planned: list) -> str:
+    """Progress of stages 2-3 (``stage_two_cells``; empty before the grid exists): cells committed of planned, and
+    per seed which are complete and how far the next one is (the sweep runs seed by seed)."""
+    if not planned:
         return ""
-    planned = cells(load_grid(grid))
     by_seed: dict[int, list[bool]] = {}
     for c in planned:
         by_seed.setdefault(c.seed, []).append(c.run_id in done)
@@ -901,7 +901,7 @@ def main_results(primary: list[dict], secondary: list[dict], forest: Path,
     seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
     where = ("Figure~\\ref{fig:main-forest}; " if forest.exists() else "") + \
         "Table~\\ref{tab:main-endpoint} in Appendix~\\ref{app:main-robustness}"
-    tested = "" if planned is None or len(primary) >= planned else (
+    tested = "" if not interim(primary, planned) else (
         f"So far {len(primary)} of the {planned} strategies that stages 2 and 3 compare with uniform rank have two "
         "or more paired seeds; Holm's correction runs over these, the final analysis over all of them. ")
     sentence = (tested + f"With {seeds} paired seeds per strategy, the Holm-adjusted intervals of the primary "
@@ -980,9 +980,14 @@ def verdict_clause(primary: list[dict]) -> str:
     return "; ".join(parts) or "no strategy could be tested"
 
 
+def interim(primary: list[dict], planned: int | None) -> bool:
+    """Fewer strategies have two paired seeds than the primary endpoint will compare (``planned``; None: unknown)."""
+    return planned is not None and len(primary) < planned
+
+
 def tested_so_far(primary: list[dict], planned: int | None) -> str:
     """' for the k of its N strategies with two or more paired seeds,' while the family is incomplete."""
-    return ("" if planned is None or len(primary) >= planned else
+    return ("" if not interim(primary, planned) else
             f" for the {len(primary)} of its {planned} strategies with two or more paired seeds,")
 
 
@@ -1015,8 +1020,9 @@ def main_grid(ctx: Inputs) -> Section:
     primary, secondary = main_endpoint_rows(main)     # once: the figure, the table and the conclusion share them
     # the main text holds one main-grid figure within the page limit: stage 1's until the primary forest exists
     lr_in_main = not (primary and (ctx.figures / "main_forest.pdf").exists())
-    macros = main_grid_macros(main, selection, lr_pdf, lr_in_main=lr_in_main)
-    planned = len(planned_arms())
+    stage_two = stage_two_cells()
+    macros = main_grid_macros(main, selection, lr_pdf, lr_in_main=lr_in_main, stage_two=stage_two)
+    planned = len(planned_arms(stage_two))
     m, results_tex, table = main_results(primary, secondary, ctx.figures / "main_forest.pdf", planned)
     from .report import protocol_v2_robustness
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]

@@ -783,10 +783,10 @@ def test_stage_two_status_counts_cells_per_seed(tmp_path, done, expected):
     grid.write_text(STAGE_TWO_YAML)
     ids = {c.run_id for c in cells(load_grid(grid)) if (c.seed, c.strategy) in done}
     assert len(ids) == len(done)
-    assert paper.stage_two_status(ids, grid) == (
+    assert paper.stage_two_status(ids, paper.stage_two_cells(grid)) == (
         "Stages 2 and 3 (every strategy at its own and at uniform's learning rate, seeds 0 to 2, run seed by seed) "
         + expected)
-    assert paper.stage_two_status(ids, tmp_path / "absent.yaml") == ""
+    assert paper.stage_two_status(ids, paper.stage_two_cells(tmp_path / "absent.yaml")) == ""
 
 
 # ------------------------------------------------------------------ layout once the whole main grid has landed

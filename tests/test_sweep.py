@@ -414,7 +414,7 @@ def test_submitit_local_executor_gives_the_local_results_and_skips_done_cells(ti
     assert loc == sub
 
 
-def test_submitit_warms_the_model_cache_before_submitting(tiny, tmp_path, submitit_env, monkeypatch, capsys):
+def test_submitit_warms_the_model_cache_before_submitting(tiny, tmp_path, submitit_env, monkeypatch):
     """Array tasks start together, so the submitting process converts each model once first (as --jobs does)."""
     calls = []
     monkeypatch.setattr(sweep, "warm_model_cache", lambda cfgs, load=None: calls.append(("warm", len(cfgs))))
