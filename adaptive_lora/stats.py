@@ -823,8 +823,8 @@ def endpoint_bootstrap(results: list[dict], strategy: str, budget=None, model=No
 def robustness(results: list[dict], budget=None, model=None, data=None, which: str = "primary",
                allow_mixed: bool = False, reps: int = BOOT_REPS) -> list[dict]:
     """The pre-specified robustness checks beside ``endpoint`` at one (model, data, budget), one row per strategy
-    with at least two seed pairs: the two-way model (``block_anova`` on ``endpoint_losses``: pooled-variance
-    difference, interval and Holm p; complete blocks only), the paired bootstrap over test examples
+    with at least two seed pairs: the two-way model (``block_anova`` on ``endpoint_losses`` of those strategies and
+    uniform: pooled-variance difference, interval and Holm p; complete blocks only), the paired bootstrap over test examples
     (``endpoint_bootstrap``; NaN with a note when a cell lacks per-example losses) and the equivalent-budget
     multiplier read off uniform's frontier (``uniform_frontier``, ``budget_multiplier``: NaN with a note while the
     frontier has fewer than two budgets or the loss lies outside it). Keys: ``strategy``, ``n_pairs``,
@@ -834,7 +834,10 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
     rows = [r for r in endpoint(cells, which=which, allow_mixed=allow_mixed) if r["n_pairs"] >= 2]
     if not rows:
         return []
-    fit = block_anova(endpoint_losses(cells, which=which))
+    # the model's family is the endpoint's (strategies with two seed pairs, and uniform): an arm with one seed so
+    # far would otherwise cut every block down to that seed while the grid runs seed by seed
+    family = {r["strategy"] for r in rows} | {REFERENCE}
+    fit = block_anova({s: v for s, v in endpoint_losses(cells, which=which).items() if s in family})
     by = {c["strategy"]: c for c in fit["contrasts"]}
     frontier = uniform_frontier(results, key[0], key[1])
     chosen = at_selected_lr(cells, which)

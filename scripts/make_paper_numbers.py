@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adaptive_lora.paper import (GENERATED, OUTPUTS, IncompletePilot, build, load_experiments,  # noqa: E402,F401
+from adaptive_lora.paper import (GENERATED, OUTPUTS, IncompleteResults, build, load_experiments,  # noqa: E402,F401
                                  read_macros, stale, write)
 
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         files = build(Path(a.results) if a.results else None)
-    except IncompletePilot as e:
+    except IncompleteResults as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(a.out)

@@ -389,10 +389,20 @@ def test_every_generated_macro_is_used_by_the_paper(generated):
     assert sorted(set(macros) - used) == []
 
 
-@pytest.mark.parametrize("drop", ["everything", "one pilot cell", "the default run"])
-def test_an_incomplete_pilot_is_refused(tmp_path, drop, capsys):
-    """The pilot is finished and frozen: the paper is built from all of its cells or not at all (a one-line error
-    from the command line, nothing written)."""
+def stage_one_file(results: Path) -> Path:
+    """The result file of one stage-1 cell of the main grid (experiments/main.yaml) under ``results``."""
+    from adaptive_lora.sweep import cells, load_grid
+    from adaptive_lora.paper import MAIN_GRID
+    run_id = cells(load_grid(MAIN_GRID))[-1].run_id
+    return results / "main" / f"{run_id.replace(':', '_')}.json"
+
+
+@pytest.mark.parametrize("drop, message", [
+    ("everything", "the pilot lacks"), ("one pilot cell", "the pilot lacks"), ("the default run", "the pilot lacks"),
+    ("one stage-1 cell", "stage 1 is not complete"), ("every seed but 0", "no strategy has two paired seeds")])
+def test_incomplete_results_are_refused(tmp_path, drop, message, capsys):
+    """The pilot and stage 1 of the main grid are finished and frozen, and the main text's figure needs a primary
+    endpoint: the paper is built from all of it or not at all (a one-line error, nothing written)."""
     out = tmp_path / "results"
     shutil.copytree(ROOT / "results", out)
     if drop == "everything":
@@ -400,9 +410,15 @@ def test_an_incomplete_pilot_is_refused(tmp_path, drop, capsys):
         out.mkdir()
     elif drop == "one pilot cell":
         next(iter(sorted((out / "pilot").glob("*_weight_norm_r8_*.json")))).unlink()
-    else:
+    elif drop == "the default run":
         shutil.rmtree(out / "default")
-    with pytest.raises(numbers.IncompletePilot, match="the pilot lacks"):
+    elif drop == "one stage-1 cell":
+        stage_one_file(out).unlink()
+    else:
+        for f in (out / "main").glob("*.json"):
+            if json.loads(f.read_text())["config"]["seed"] != 0:
+                f.unlink()
+    with pytest.raises(numbers.IncompleteResults, match=message):
         numbers.build(out)
     gen = tmp_path / "generated"
     assert numbers.main(["--out", str(gen), "--results", str(out)]) == 2 and not gen.exists()
@@ -410,7 +426,6 @@ def test_an_incomplete_pilot_is_refused(tmp_path, drop, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1
 
 
-# --------------------------------------------------------------------------------------------- the generator module
 def test_generator_calls_the_statistics_module():
     """adaptive_lora.paper has no statistics of its own (it calls adaptive_lora.stats) and the script is only its
     command line."""
@@ -595,40 +610,33 @@ def v2_cells() -> list[dict]:
     return out
 
 
-def test_main_results_table_and_sentence_from_the_reports_statistics(tmp_path):
-    from adaptive_lora import paper
+def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
+    from adaptive_lora import paper, writers
     primary, secondary = paper.main_endpoint_rows(v2_cells())
     assert [(r["strategy"], r["lr"], r["n_pairs"], r["verdict"]) for r in primary] == [
         ("attn_heavy", 1e-4, 3, "better"), ("ffn_heavy", 3e-4, 3, "no detectable difference")]
-    macros, tex, table = paper.main_results(primary, secondary, tmp_path / "absent.pdf")
-    assert macros["MainEndpointSentence"] == (
+    sentence = paper.main_endpoint_sentence(primary)
+    assert sentence == (
         "With 3 paired seeds per strategy, the Holm-adjusted intervals of the primary endpoint "
-        "(Table~\\ref{tab:main-endpoint} in Appendix~\\ref{app:main-robustness}) give: \\texttt{attn\\_heavy}: "
-        "better; \\texttt{ffn\\_heavy}: no detectable difference, but not shown equivalent (inconclusive).")
-    assert "\\label{tab:main-endpoint}" in table and "$-$0.1000" in table and "primary endpoint" in table
-    assert "secondary endpoint" in table and "main_forest" not in tex         # no figure file: no figure
-    (tmp_path / "f.pdf").write_bytes(b"%PDF")
-    macros, tex, _ = paper.main_results(primary, secondary, tmp_path / "f.pdf")
-    assert "\\PaperGraphic{main_forest}" in tex and "tabular" not in tex      # the main text: the figure only
-    assert "(Figure~\\ref{fig:main-forest}; Table~" in macros["MainEndpointSentence"]
+        "(Figure~\\ref{fig:main-forest}; Table~\\ref{tab:main-endpoint} in Appendix~\\ref{app:main-robustness}) "
+        "give: \\texttt{attn\\_heavy}: better; \\texttt{ffn\\_heavy}: no detectable difference, but not shown "
+        "equivalent (inconclusive).")
+    table = writers.table_latex(writers.endpoint_table(primary + secondary, notes=False))
+    assert "$-$0.1000" in table and "primary endpoint" in table and "secondary endpoint" in table
     # an interim analysis says how many of the planned strategies it covers, and the whole family needs no such note
-    partial = paper.main_results(primary, secondary, tmp_path / "f.pdf", planned=13)[0]["MainEndpointSentence"]
-    assert partial.startswith("So far 2 of the 13 strategies that stages 2 and 3 compare with uniform rank have two "
-                              "or more paired seeds; Holm's correction runs over these, the final analysis over all "
-                              "of them. With 3 paired seeds per strategy")
-    assert paper.main_results(primary, secondary, tmp_path / "f.pdf", planned=2)[0] == macros
+    assert paper.main_endpoint_sentence(primary, planned=13).startswith(
+        "So far 2 of the 13 strategies that stages 2 and 3 compare with uniform rank have two or more paired seeds; "
+        "Holm's correction runs over these, the final analysis over all of them. With 3 paired seeds per strategy")
+    assert paper.main_endpoint_sentence(primary, planned=2) == sentence
     assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
-        paper.main_conclusion([], primary, True, planned=13)
+        paper.main_conclusion(primary, planned=13)
     assert paper.main_abstract_endpoint(primary, 13) == (
         "In its second stage so far, for the 2 of its 13 strategies with two or more paired seeds, Holm-adjusted "
         "intervals of the test-loss difference to uniform rank, each strategy at its own learning rate, say: "
         "\\texttt{attn\\_heavy} beats uniform rank; \\texttt{ffn\\_heavy} was inconclusive (no detectable "
         "difference, not shown equivalent).")
-    assert paper.main_abstract_endpoint([], 13) == ""
-    # one seed per strategy: no interval, nothing to show, and the sentence says so
-    one = [r for r in v2_cells() if r["config"]["seed"] == 0]
-    macros, tex, table = paper.main_results(*paper.main_endpoint_rows(one), tmp_path / "f.pdf")
-    assert macros["MainEndpointSentence"].startswith("No strategy has two seeds") and "tabular" not in tex + table
+    # one seed per strategy: no interval, so no primary row
+    assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [])
 
 
 def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
@@ -695,15 +703,13 @@ def test_replications_figure_puts_each_replication_beside_part_1(tmp_path, monke
     assert fig_replications.main(["--out", str(out)]) == 0 and figs == []
 
 
-def test_main_robustness_section_from_the_reports_statistics():
-    from adaptive_lora import paper
+def test_main_robustness_table_from_the_reports_statistics():
+    from adaptive_lora import writers
     from adaptive_lora.report import protocol_v2_robustness
     rows = protocol_v2_robustness(v2_cells())
     assert [(r["strategy"], r["n_pairs"]) for r in rows] == [("attn_heavy", 3), ("ffn_heavy", 3)]
-    tex = paper.main_robustness(rows, "ENDPOINT TABLE")
-    assert "\\label{tab:main-robustness}" in tex and "2{,}000 replicates" in tex and "attn\\_heavy" in tex
-    assert "ENDPOINT TABLE" in tex and "\\label{app:main-robustness}" in tex
-    assert "tabular" not in paper.main_robustness([], "")
+    tex = writers.table_latex(writers.robustness_table(rows, notes=False))
+    assert "\\texttt{attn\\_heavy}" in tex and "\\texttt{ffn\\_heavy}" in tex
 
 
 @pytest.mark.parametrize("verdicts, expected", [
@@ -717,48 +723,20 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
     """The conclusion's clause follows the primary endpoint's verdicts, equivalence (amendment 2) included."""
     from adaptive_lora import paper
     rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
-    assert paper.main_conclusion([], rows, True) == (
+    assert paper.main_conclusion(rows) == (
         f"so far, with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
         + ("its own learning rate" if len(rows) == 1 else "their own learning rates")
         + " (Table~\\ref{tab:main-endpoint}).")
 
 
-@pytest.mark.parametrize("keep, expected", [
-    (lambda c: True, "So far 3 of its 28 first-stage cells are in: on the development split uniform rank does best "
-                     "at a learning rate of $3 \\times 10^{-4}$ (not yet bracketed by the 2 rates run), 1.5 times "
-                     "the pilot's."),
-    (lambda c: c["config"]["lr"] == 1e-4, "So far 3 of its 28 first-stage cells are in: on the development split "
-                                          "uniform rank does best at a learning rate of $10^{-4}$ (the only rate run "
-                                          "so far), 0.5 times the pilot's."),
-    (lambda c: c["config"]["strategy"] != "uniform", "So far 3 of its 28 first-stage cells are in."),
-    (lambda c: False, "")])
-def test_main_abstract_sentence_table(keep, expected):
-    from adaptive_lora import paper
-    cells = [c for c in v2_cells() if keep(c)]
-    assert paper.main_abstract_sentence(cells, 3, 28, 2e-4) == expected
-
-
 @pytest.mark.parametrize("extra, expected", [
-    (2, "Its first stage (28 cells, and 2 extending a learning-rate grid) is complete: on the development split"),
-    (0, "Its first stage (28 cells) is complete: on the development split")])
-def test_main_abstract_sentence_once_stage_1_is_complete(extra, expected):
-    from adaptive_lora import paper
-    assert paper.main_abstract_sentence(v2_cells(), 28, 28, 2e-4, extra).startswith(expected)
-
-
-@pytest.mark.parametrize("in_main", [True, False])
-def test_the_lr_figure_is_in_the_main_text_until_the_forest_takes_its_place(tmp_path, in_main):
-    """Stage 1's figure is the main text's while it is the main grid's only result; then the appendix holds it."""
-    from adaptive_lora import paper
-    pdf = tmp_path / "lr_curves.pdf"
-    pdf.write_bytes(b"%PDF")
-    rows = [{"model": "m", "data": "d", "budget": "r8", "strategy": "uniform", "curve": [(1e-3, 1.8)], "lr": 1e-3,
-             "dev_loss": 1.8, "bracketed": False}]
-    main, appendix = paper.main_lr_figure(pdf, in_main), paper.main_lr_table(rows, not in_main)
-    assert ("\\label{fig:lr-curves}" in main) is in_main and ("\\label{fig:lr-curves}" in appendix) is not in_main
-    assert "\\label{tab:lr-grid}" in appendix and "\\label{app:main-lr}" in appendix
-    assert "fig:lr-curves" not in paper.main_lr_figure(tmp_path / "absent.pdf", True)
-    assert "section" not in paper.main_lr_table([], False)
+    (2, "Its first stage (28 cells, and 2 extending a learning-rate grid) is complete: on the development split "
+        "uniform rank does best at a learning rate of $3 \\times 10^{-4}$ (bracketed), 1.5 times the pilot's."),
+    (0, "Its first stage (28 cells) is complete: on the development split uniform rank does best at a learning rate "
+        "of $3 \\times 10^{-4}$ (bracketed), 1.5 times the pilot's.")])
+def test_main_abstract_sentence(extra, expected):
+    from adaptive_lora import paper, stats
+    assert paper.main_abstract_sentence(stats.lr_selection(v2_cells()), 28, 2e-4, extra) == expected
 
 
 STAGE_TWO_YAML = """name: main
@@ -876,5 +854,5 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["paper@end-of-main-text"] <= MAX_MAIN_TEXT_PAGES, (
         f"with the whole main grid the main text ends on page {pages['paper@end-of-main-text']}")
     assert pages["fig:lr-curves"] > pages["paper@end-of-main-text"]     # stage 1's figure made way for the forest
-    assert "\\PaperGraphic{main_forest}" in (d / "generated" / "main_results.tex").read_text()
+    assert "\\texttt{attn\\_heavy}" in (d / "generated" / "main_endpoint_table.tex").read_text()
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()

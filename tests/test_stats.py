@@ -434,6 +434,7 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
                                                                          examples=ex_a)]
         rs += [cell("uniform", s, 1e-3, 2.0, 1.90, budget="r4", params=2000),
                cell("uniform", s, 1e-3, 2.0, 1.70, budget="r16", params=8000)]
+    rs.append(cell("ffn_heavy", 0, 1e-3, 2.0, 1.85, examples=[[3.7, 2]]))  # one seed: outside the family and model
     (row,) = stats.robustness(rs, budget="r8", reps=200)
     assert row["strategy"] == "attn_heavy" and row["n_pairs"] == 3
     assert row["anova_diff"] == pytest.approx(-0.10)
