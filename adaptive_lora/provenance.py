@@ -68,9 +68,37 @@ def packages() -> dict[str, str]:
     return out
 
 
+def cpu(cpuinfo: str | None = None) -> dict:
+    """The CPU's model name and the instruction-set features that decide its speed, from /proc/cpuinfo (Linux;
+    ``cpuinfo``: its text, for tests): ``model_name``, ``avx2``, ``avx512f``, ``avx512_bf16``, ``amx_bf16`` and
+    ``native_bf16`` (AMX or AVX512-BF16: bf16 matmuls in hardware; elsewhere bf16 is emulated, ~3x slower than
+    fp32). Gotcha: ``platform.processor()`` says only "x86_64", so two very different machines look alike without
+    this."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    lines = cpuinfo.splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    out = {"model_name": model, **{f: f in flags for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")}}
+    return {**out, "native_bf16": out["amx_bf16"] or out["avx512_bf16"]}
+
+
+def cpu_kind(info: dict | None) -> str:
+    """One label per kind of CPU (``cpu``'s dict; None for cells recorded before it existed): the model name and
+    its widest feature, 'AMX' > 'AVX512-BF16' > 'AVX-512' > 'AVX2'."""
+    if not info:
+        return "not recorded"
+    best = next((label for key, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"),
+                                          ("avx512f", "AVX-512"), ("avx2", "AVX2")) if info.get(key)), "no AVX2")
+    return f"{info.get('model_name', '?')}, {best}"
+
+
 def machine() -> dict:
     import os
     import torch
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "cpu": cpu(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}

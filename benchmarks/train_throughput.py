@@ -48,17 +48,6 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 CELL = {"train_examples": 1000, "test": 500, "dev": 250, "transfer": 200}  # a protocol-v2 standard cell
 
 
-def cpu_flags() -> dict:
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        text = ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    return {"model_name": model, "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
-            "avx512f": "avx512f" in flags, "avx2": "avx2" in flags, "native_bf16": bool({"amx_bf16", "avx512_bf16"} & flags)}
-
-
 def matmul_peak(dtype: torch.dtype, threads: int, n: int = 1024, reps: int = 20) -> float:
     torch.set_num_threads(threads)
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -196,7 +185,7 @@ def main() -> None:
     if a.child:
         return child(a)
 
-    cpu = cpu_flags()
+    cpu = provenance.cpu()
     model, tok, sha = load_model("smollm2-135m")
     config = model.config
     del model

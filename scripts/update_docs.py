@@ -38,9 +38,10 @@ def cost_table() -> str:
         text += f"\n\nMachine: {cpu['cpu_count']} cores ({cpu['processor']}), {cpu['torch_threads']} torch threads."
     grids = grid_cost_rows()
     if grids:
-        text += ("\n\nProtocol-v2 grid cells as they ran (medians over the committed cells of each experiment and "
-                 "model; the grids run 2 cells side by side, 1 thread each, beside other work; the test eval covers "
-                 "the 500 test examples, dev and transfer evals come on top):\n\n" + "\n".join(grids))
+        text += ("\n\nProtocol-v2 grid cells as they ran (medians over the committed cells of each experiment, "
+                 "model and kind of CPU, which cells record from 2026-12-01 on; the grids run 2 cells side by side, "
+                 "1 thread each, beside other work; the test eval covers the 500 test examples, dev and transfer "
+                 "evals come on top):\n\n" + "\n".join(grids))
     bench = ROOT / "benchmarks" / "results" / "latest.md"
     if bench.exists():
         text += "\n\nTraining throughput against stock PEFT + Trainer (`benchmarks/train_throughput.py`):\n\n"
@@ -49,21 +50,25 @@ def cost_table() -> str:
 
 
 def grid_cost_rows() -> list[str]:
-    """Markdown rows of the measured cost of protocol-v2 cells, one per (experiment, model) under results/."""
+    """Markdown rows of the measured cost of protocol-v2 cells, one per (experiment, model, kind of CPU) under
+    results/ (``provenance.cpu_kind``: cells from before the CPU was recorded form their own row)."""
     import statistics
-    groups: dict[tuple[str, str], list[dict]] = {}
+    sys.path.insert(0, str(ROOT))
+    from adaptive_lora.provenance import cpu_kind
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for p in sorted((ROOT / "results").glob("*/*.json")):
         r = json.loads(p.read_text())
         if not isinstance(r.get("config"), dict) or "dev_loss" not in r or "train_seconds" not in r:
             continue
-        groups.setdefault((p.parent.name, r["config"]["model"]), []).append(r)
+        kind = cpu_kind(r["provenance"]["machine"].get("cpu"))
+        groups.setdefault((p.parent.name, r["config"]["model"], kind), []).append(r)
     if not groups:
         return []
-    rows = ["| experiment | model | cells | train examples | threads | train time (median) | test eval (median) "
-            "| peak RSS (max) | base test loss |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (exp, model), rs in sorted(groups.items()):
+    rows = ["| experiment | model | CPU | cells | train examples | threads | train time (median) | test eval (median) "
+            "| peak RSS (max) | base test loss |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (exp, model, kind), rs in sorted(groups.items()):
         med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
-        rows.append(f"| `{exp}` | `{model}` | {len(rs)} | {med('n_train_examples'):,.0f} | "
+        rows.append(f"| `{exp}` | `{model}` | {kind} | {len(rs)} | {med('n_train_examples'):,.0f} | "
                     f"{rs[0]['provenance']['machine']['torch_threads']} | {med('train_seconds') / 60:.1f} min | "
                     f"{med('eval_seconds'):.0f} s | {max(r['peak_rss_mb'] for r in rs) / 1024:.1f} GiB | "
                     f"{rs[0]['base_eval_loss']:.4f} |")

