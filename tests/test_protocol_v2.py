@@ -249,5 +249,9 @@ def test_speed_and_memory_levers_run_end_to_end_with_the_same_loss(sandbox, shor
     assert main(TINY_RUN + short_data + ["--experiment", "lever", "--lora-dropout", "0", flag]) == 0
     a, b = _result(sandbox, "plain"), _result(sandbox, "lever")
     assert b["config"][flag[2:].replace("-", "_")] is True
-    assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-4)
-    assert b["train_loss_curve"] == pytest.approx(a["train_loss_curve"], abs=1e-4)
+    # torch.compile's fused fp32 kernels sum in another order, which depends on the CPU's vector width and the thread
+    # count: on an AVX-512 / AMX Xeon with 2 threads (2026-12-01) the 6-step curve drifted by up to 2.1e-4 nats, so
+    # the compiled run gets 5e-4 (a lever that changed the model or the data would be off by far more)
+    tol = 5e-4 if flag == "--compile" else 1e-4
+    assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=tol)
+    assert b["train_loss_curve"] == pytest.approx(a["train_loss_curve"], abs=tol)
