@@ -723,7 +723,8 @@ def runs_table(ctx: Inputs) -> Section:
                 + float_table(cap, "tab:runs", body, "\\scriptsize") + "\n"}
 
 
-def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID, stage_two: list = ()) -> dict[str, str]:
+def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID,
+                     stage_two: list = ()) -> dict[str, str]:
     """Macros of the main grid (protocol v2): stage 1 (complete, or ``IncompleteResults``), the training-path hash its
     cells share, and the learning rate chosen on the dev split per swept strategy (``swept``: ``stats.lr_curves`` of
     the ``lr_selection`` at MAIN_BUDGET, the rows the lr table shows; the test loss plays no part)."""

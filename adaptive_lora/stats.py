@@ -824,8 +824,8 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
                allow_mixed: bool = False, reps: int = BOOT_REPS) -> list[dict]:
     """The pre-specified robustness checks beside ``endpoint`` at one (model, data, budget), one row per strategy
     with at least two seed pairs: the two-way model (``block_anova`` on ``endpoint_losses`` of those strategies and
-    uniform: pooled-variance difference, interval and Holm p; complete blocks only), the paired bootstrap over test examples
-    (``endpoint_bootstrap``; NaN with a note when a cell lacks per-example losses) and the equivalent-budget
+    uniform: pooled-variance difference, interval and Holm p; complete blocks only), the paired bootstrap over test
+    examples (``endpoint_bootstrap``; NaN with a note when a cell lacks per-example losses) and the equivalent-budget
     multiplier read off uniform's frontier (``uniform_frontier``, ``budget_multiplier``: NaN with a note while the
     frontier has fewer than two budgets or the loss lies outside it). Keys: ``strategy``, ``n_pairs``,
     ``anova_diff``, ``anova_ci_low``/``anova_ci_high``, ``anova_p_holm``, ``boot_ci_low``/``boot_ci_high``,

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # the package, for the blocks it computes
 START, END = "<!-- cost-table:start -->", "<!-- cost-table:end -->"
 SEEDS = ("<!-- pilot-seeds:start -->", "<!-- pilot-seeds:end -->")
 PILOT, MAIN_BUDGET = "pilot", "r8"
@@ -53,7 +54,6 @@ def grid_cost_rows() -> list[str]:
     """Markdown rows of the measured cost of protocol-v2 cells, one per (experiment, model, kind of CPU) under
     results/ (``provenance.cpu_kind``: cells from before the CPU was recorded form their own row)."""
     import statistics
-    sys.path.insert(0, str(ROOT))
     from adaptive_lora.provenance import cpu_kind
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for p in sorted((ROOT / "results").glob("*/*.json")):
@@ -77,7 +77,6 @@ def grid_cost_rows() -> list[str]:
 
 def pilot_seeds_block(results_dir: Path | None = None) -> str:
     """The EXPERIMENTS.md paragraph on the pilot's seed spread (main budget), with where it comes from."""
-    sys.path.insert(0, str(ROOT))
     from adaptive_lora.report import seed_spread, seed_spread_text
     from adaptive_lora.results import load_results
 
