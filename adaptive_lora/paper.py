@@ -732,9 +732,7 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
 
     planned = cells(load_grid(grid))
     done = {r["run_id"] for r in main}
-    key = lambda c: (c["strategy"], c["budget"], c["lr"], c["seed"])  # noqa: E731
-    have = {key(r["config"]) for r in main}
-    missing = [c.run_id for c in planned if key(c.to_dict()) not in have] + \
+    missing = [c.run_id for c in planned if c.run_id not in done] + \
         [s["strategy"] for s in swept if s["lr"] is None or not s["bracketed"]]
     if missing:
         raise IncompleteResults(f"results/main/: stage 1 is not complete and bracketed ({', '.join(missing[:5])}"

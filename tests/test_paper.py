@@ -786,7 +786,12 @@ def full_grid_results(dst: Path) -> Path:
     cell has, per-example losses shifted by the arm's effect): 18 arms x 4 seeds at r8 with stage-1 lr curves,
     uniform's frontier r1-r32, and three replications."""
     import random
+    from adaptive_lora.paper import MAIN_GRID
+    from adaptive_lora.sweep import cells, load_grid
     template = json.loads(next(iter(sorted((ROOT / "results" / "main").glob("*.json")))).read_text())
+    # stage 1's cells carry the run_ids of the real grid (the generator checks stage 1 by run_id); the rest are
+    # named here
+    stage_one = {(c.strategy, c.lr, c.seed): c.run_id for c in cells(load_grid(MAIN_GRID))}
     for exp in ("pilot", "default"):
         shutil.copytree(ROOT / "results" / exp, dst / exp)
     rng = random.Random(0)
@@ -801,6 +806,8 @@ def full_grid_results(dst: Path) -> Path:
         r["eval_example_losses"] = [[total * r["eval_loss"] / template["eval_loss"], tokens]   # [sum, tokens]
                                     for total, tokens in template["eval_example_losses"]]
         r["run_id"] = f"{strategy}-{'-'.join(f'{k}{v}' for k, v in extra.items())}-{budget}-{lr:g}-s{seed}"
+        if exp == "main" and not extra and budget == "r8":
+            r["run_id"] = stage_one.get((strategy, lr, seed), r["run_id"])
         (dst / exp).mkdir(parents=True, exist_ok=True)
         (dst / exp / f"{r['run_id'].replace(':', '_')}.json").write_text(json.dumps(r))
 
