@@ -49,6 +49,7 @@ MAIN_EXP = "pilot"
 DEFAULT_EXP = "default"
 MAIN_BUDGET = "r8"
 MAIN_SEEDS = 4     # seeds per cell of the main grid's stages 2-3 (scripts/next_stage.py SEEDS; a test checks)
+PRIMARY_FAMILY = 14   # arms of the primary endpoint (next_stage.primary_seeds' m; a test checks)
 MODEL = "smollm2-135m"
 REFERENCE = stats.REFERENCE
 ALPHA = stats.ALPHA
@@ -432,6 +433,10 @@ def protocol(ctx: Inputs) -> Section:
         "MainBudget": tt(MAIN_BUDGET),
         "SignificanceLevel": f"{ALPHA:g}",
         "EquivalenceMargin": f"{stats.EQUIVALENCE_MARGIN:g}",
+        "SeedsMax": number_word(stats.SEEDS_MAX).lower(), "SeedsCap": str(stats.SEEDS_MAX),
+        # amendment 3's family (stage 2's arms but uniform, eva at rho 1, the shuffled control) and its 4-seed quantile
+        "MainPrimaryFamily": str(PRIMARY_FAMILY),
+        "MainHolmQuantileFour": f"{stats.bonferroni_t(stats.SEEDS_MIN, PRIMARY_FAMILY):.1f}",
         "BootReps": tex_int(stats.BOOT_REPS),
         "DefaultMaxRank": str(allocation.DEFAULT_MAX_RANK),
         "FixedAlpha": str(peft_config.FIXED_ALPHA),

@@ -16,20 +16,31 @@ from pathlib import Path
 from .errors import UserError
 from .stats import (ALPHA, BASELINES, CONF, DELTA, NAN, POWER, REFERENCE, _by_seed, _finite,  # noqa: F401
                     _grouped, _pooled_sd, _strategy_order, arm, at_selected_lr, data_label, endpoint, group_key,
-                    holm, is_v2, reference_endpoint, robustness,
+                    holm, is_v2, reference_endpoint, robustness, SEEDS_MIN,
                     lr_selection, mean_ci, paired_power, paired_test, sd_upper, seed_spread, seeds_needed, summarize)
 from .writers import (BASELINES_SHOWN, CSV_COLUMNS, DASH, _csv_value, _f, _groups, _p, _params,  # noqa: F401
                       latex_escape, protocol_v2_markdown, seed_spread_markdown, seed_spread_text,
                       strategy_table_latex, strategy_table_markdown, summary_markdown, to_csv)
 
 
+PLANNED_SEEDS = "primary (seeds 0-3)"
+
+
 def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
-    """(primary rows, secondary rows, lr selection) over every group with protocol-v2 cells (``stats.is_v2``)."""
+    """(primary rows, secondary rows, lr selection) over every group with protocol-v2 cells (``stats.is_v2``).
+    Where the primary endpoint has run seeds beyond the planned ``SEEDS_MIN`` (amendment 3), the secondary rows
+    also hold the primary endpoint over seeds 0 to SEEDS_MIN - 1 alone, the original plan (endpoint
+    ``PLANNED_SEEDS``)."""
     v2 = [r for r in results if is_v2(r)]
     primary, secondary = [], []
     for model, data, budget in sorted({group_key(r) for r in v2}):
-        for which, out in (("primary", primary), ("secondary", secondary)):
-            out += endpoint(v2, budget=budget, model=model, data=data, which=which, allow_mixed=allow_mixed)
+        where = dict(budget=budget, model=model, data=data, allow_mixed=allow_mixed)
+        rows = endpoint(v2, which="primary", **where)
+        primary += rows
+        secondary += endpoint(v2, which="secondary", **where)
+        if any(s >= SEEDS_MIN for r in rows for s in r["seeds"]):
+            planned = [r for r in v2 if r["config"]["seed"] < SEEDS_MIN]
+            secondary += [dict(r, endpoint=PLANNED_SEEDS) for r in endpoint(planned, which="primary", **where)]
     return primary, secondary, lr_selection(v2)
 
 

@@ -41,6 +41,8 @@ BOOT_REPS = 2000
 # pilot alone): a third to a half of what doubling uniform's rank bought around r8 there (0.023-0.030 nats), 1 %
 # perplexity.
 EQUIVALENCE_MARGIN = 0.01
+# Amendment 3 (EXPERIMENTS.md): seeds per primary arm, re-estimated from the dev split after seeds 0-3, within these
+SEEDS_MIN, SEEDS_MAX = 4, 8
 LR_STEP = 3.0     # the lr grid's ratio: an unbracketed argmin is extended by one x3 step
 
 
@@ -598,8 +600,10 @@ def best_on_dev(results: list[dict], candidates: list[str], budget, model=None, 
 
 
 def endpoint(results: list[dict], budget=None, model=None, data=None, which: str = "primary",
-             alpha: float = ALPHA, allow_mixed: bool = False, margin: float | None = EQUIVALENCE_MARGIN) -> list[dict]:
-    """The pre-specified comparison of protocol v2 at one (model, data, budget).
+             alpha: float = ALPHA, allow_mixed: bool = False, margin: float | None = EQUIVALENCE_MARGIN,
+             metric: str = "eval_loss") -> list[dict]:
+    """The pre-specified comparison of protocol v2 at one (model, data, budget); ``metric="dev_loss"`` gives the same
+    contrasts on the dev split (amendment 3's sample-size rule reads their spread, never the test loss).
 
     ``which="primary"``: test loss (``eval_loss``) of each strategy at its own selected lr (``select_lr``, dev
     loss of seed 0) minus uniform at uniform's selected lr; ``"secondary"``: every strategy at uniform's
@@ -622,7 +626,39 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
         pre = ["no lr selected for uniform"] if uni_lr is None else ["no lr selected"] if lr is None else []
         entries.append(({"model": key[0], "data": key[1], "budget": key[2], "strategy": s, "endpoint": which,
                          "lr": lr, "ref_lr": uni_lr}, _at_lr(cells, s, lr), ref, pre))
-    return paired_contrasts(entries, "eval_loss", alpha, allow_mixed, margin)
+    return paired_contrasts(entries, metric, alpha, allow_mixed, margin)
+
+
+def primary_dev_sd(results: list[dict], budget=None, model=None, data=None) -> tuple[float, int]:
+    """(sd, df): the standard deviation of the primary endpoint's paired differences on the *dev* split, pooled over
+    the arms with two or more pairs (each around its own mean, ``_pooled_sd``); NaN and 0 without such an arm."""
+    rows = endpoint(results, budget, model, data, metric="dev_loss", margin=None)
+    return _pooled_sd([r["diffs"] for r in rows if r["n_pairs"] >= 2])
+
+
+def seeds_for_margin(sd: float, m: int, margin: float = EQUIVALENCE_MARGIN, alpha: float = ALPHA,
+                     n_min: int = SEEDS_MIN, n_max: int = SEEDS_MAX) -> int:
+    """Amendment 3's seeds per arm: the smallest n in [n_min, n_max] with
+
+        t_{1 - alpha / (2m), n - 1} * sd / sqrt(n) <= margin / 2,
+
+    the half-width of the widest Holm step-down interval over ``m`` arms (level 1 - alpha/m, Bonferroni's) at paired
+    sd ``sd`` and n seeds: then an arm whose mean difference is within margin/2 of zero can be called equivalent.
+    n_max when no n up to it suffices or ``sd`` is not finite; n_min when sd = 0. Table (m = 14, margin 0.01,
+    alpha 0.05): sd 0.001 -> 4, 0.002 -> 6, 0.0025 -> 7, 0.003 -> 8; above sd ~0.0033 not even 8 seeds suffice
+    (-> 8, the cap: each seed costs a cell per arm)."""
+    if not (_finite(sd) and sd >= 0) or m < 1:
+        return n_max
+    for n in range(max(n_min, 2), n_max + 1):
+        if bonferroni_t(n, m, alpha) * sd / math.sqrt(n) <= margin / 2:
+            return n
+    return n_max
+
+
+def bonferroni_t(n: int, m: int, alpha: float = ALPHA) -> float:
+    """t_{1 - alpha/(2m), n - 1}: the multiplier of the standard error in the widest Holm step-down interval over m
+    comparisons with n pairs each (8.37 at n = 4, m = 14; 4.30 at n = 8)."""
+    return float(sps.t.ppf(1 - alpha / (2 * m), n - 1))
 
 
 def paired_contrasts(entries: list[tuple[dict, dict, dict, list[str]]], metric: str = "eval_loss",

@@ -9,9 +9,10 @@ Every choice is read off the dev split (``adaptive_lora.stats``: ``lr_selection`
    strategies not swept at uniform's lr; EVA at rho 2 and 1) and stage 3 (every swept strategy whose lr differs
    from uniform's, at uniform's lr, seeds 0-3);
 4. the post-r8 cells not complete: ``<exp>_post.yaml`` = the shuffled control of the best layer profile on dev
-   (seeds 0-3, at that profile's lr), uniform's lr check at r1 and r32 (its r8 lr /3, x1, x3; seed 0), and stage 5
+   (seeds 0 to n-1, at that profile's lr), uniform's lr check at r1 and r32 (its r8 lr /3, x1, x3; seed 0), stage 5
    (the scaling ablation, ``STAGE5_SCALING``, for attn_heavy, ffn_heavy and the best data-driven strategy at their
-   own lrs, seeds 0-3);
+   own lrs, seeds 0-3), and, when n > 4, stage 2's arms at seeds 4 to n-1. n is amendment 3's sample-size rule
+   (``primary_seeds``: the pooled sd of seeds 0-3's paired *dev* differences, ``stats.seeds_for_margin``);
 5. uniform's r1 / r32 argmin not bracketed: ``<exp>_extend.yaml`` again (the next lr beyond, seed 0);
 6. otherwise ``<exp>_frontier.yaml`` = stage 4: uniform at r1, r2, r4, r16, r32 and attn_heavy and the best
    data-driven strategy at r2 and r32, seeds 0-2. Uniform's lr at r1 / r8 / r32 is the dev argmin there; at r2, r4,
@@ -35,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adaptive_lora.results import load_results  # noqa: E402
-from adaptive_lora.stats import LR_STEP, arm, at_selected_lr, best_on_dev, is_v2, lr_selection  # noqa: E402
+from adaptive_lora.stats import (LR_STEP, arm, at_selected_lr, best_on_dev, is_v2, lr_selection,  # noqa: E402
+                                 primary_dev_sd, seeds_for_margin)
 
 
 STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy", "attention_only", "ffn_only",
@@ -43,6 +45,7 @@ STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy
 LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
 DATA_DRIVEN = ["activation", "gradient", "eva", "adalora"]   # rank from the data (weight_norm/spectral: weights)
 SEEDS = [0, 1, 2, 3]
+PRIMARY_FAMILY = len(STAGE2) - 1 + 2   # the primary endpoint's arms: stage 2's but uniform, eva[rho1], the shuffled
 JOBS = 2                         # cells side by side on the 2-core machines (sweep --jobs 2)
 FRONTIER_SEEDS = [0, 1, 2]
 FRONTIER = ["r1", "r2", "r4", "r16", "r32"]
@@ -53,6 +56,14 @@ CHECKED = ["r1", "r32"]          # uniform's lr re-checked on dev at these ranks
 # alpha = 16 with use_rslora (scale 16/sqrt(r_m) = 5.66 at r = 8, 2.83x the default), which is not: it would mix a
 # global 2.83x scale-up into the comparison at the arm's own lr (EXPERIMENTS.md, amendment before stage 5).
 STAGE5_SCALING = "fixed-alpha"
+
+
+def primary_seeds(v2: list[dict], budget: str) -> tuple[int, float]:
+    """(n, sd): amendment 3's seeds per primary arm, from the pooled sd of the primary endpoint's paired dev-loss
+    differences over seeds 0-3 only (so n cannot move as later seeds land; the test loss is never read), for the
+    primary family of stage 2's arms, eva at rho 1 and the shuffled control."""
+    sd, _ = primary_dev_sd([r for r in v2 if r["config"]["seed"] in SEEDS], budget)
+    return seeds_for_margin(sd, m=PRIMARY_FAMILY), sd
 
 
 def variant(strategy: str, **config) -> str:
@@ -150,13 +161,19 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
     profile = best_on_dev(v2, LAYER_PROFILES, budget)
     data_best = best_on_dev(v2, DATA_DRIVEN, budget)
     u8 = lr["uniform"]
-    post = [{"seed": SEEDS, "strategy": [f"shuffled:{profile}"], "lr": [own(profile)], "budget": [budget]},
+    n, sd = primary_seeds(v2, budget)
+    seeds, more = list(range(n)), list(range(len(SEEDS), n))
+    post = [{"seed": seeds, "strategy": [f"shuffled:{profile}"], "lr": [own(profile)], "budget": [budget]},
             {"seed": [0], "strategy": ["uniform"], "lr": sorted({_sig(u8 / LR_STEP), u8, _sig(u8 * LR_STEP)}),
              "budget": CHECKED},
             *({"seed": SEEDS, "strategy": [s], "lr": [own(s)], "scaling": [STAGE5_SCALING], "budget": [budget]}
               for s in dict.fromkeys(["attn_heavy", "ffn_heavy", data_best]))]
+    if more:    # amendment 3: the primary family's extra seeds (stage 3, the secondary endpoint, keeps seeds 0-3)
+        post += [{"seed": more, "strategy": [s], "lr": [own(s)], "budget": [budget]} for s in STAGE2]
+        post.append({"seed": more, "strategy": ["eva"], "lr": [own("eva")], "eva_rho": [1.0], "budget": [budget]})
     checked = {b: _lr_of(selection, b).get("uniform") for b in CHECKED}
-    done_post = _seeds_done(v2, f"shuffled:{profile}", budget, SEEDS) and \
+    done_post = _seeds_done(v2, f"shuffled:{profile}", budget, seeds) and \
+        all(_seeds_done(v2, s, budget, seeds) for s in STAGE2 + [variant("eva", eva_rho=1.0)]) and \
         all(checked[b] and len(checked[b]["curve"]) >= 3 for b in CHECKED) and \
         all(_seeds_done(v2, variant(s, scaling=STAGE5_SCALING), budget, SEEDS)
             for s in ["attn_heavy", "ffn_heavy", data_best])
@@ -164,7 +181,10 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
         return "post", {**head, "description": f"After stage 2: shuffled:{profile} (the best layer profile on dev), "
                         f"uniform's lr check at r1 and r32, and the scaling ablation (stage 5: {STAGE5_SCALING}, alpha = 16, "
                         f"scale 16/r, equal to the default's 2 at r = 8) for attn_heavy, ffn_heavy "
-                        f"and {data_best} (the best data-driven strategy on dev).", "grid": post, "order": ["seed"]}
+                        f"and {data_best} (the best data-driven strategy on dev). Amendment 3: the pooled sd of "
+                        f"seeds 0-3's paired dev differences is {sd:.5f} nats, so the primary family runs {n} seeds"
+                        + (f" (stage 2's arms also at seeds {more[0]}-{more[-1]})." if more else "."),
+                        "grid": post, "order": ["seed"]}
     extend = [{"strategy": ["uniform"], "lr": [_sig(x) for x in checked[b]["next_lr"]], "seed": [0],
                "budget": [b]} for b in CHECKED if not checked[b]["bracketed"]]
     if extend:

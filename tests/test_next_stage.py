@@ -102,11 +102,38 @@ def test_after_stage_2_the_post_file_holds_shuffled_lr_checks_and_the_scaling_ab
     assert suffix == "post" and doc.get("training_path") == STAGE1.get("training_path")
     got = {(b["strategy"][0], b.get("scaling", ["constant"])[0], tuple(b["budget"]), tuple(b["lr"]),
             tuple(b["seed"])) for b in doc["grid"]}
-    assert got == {("shuffled:gradient", "constant", ("r8",), (1e-3,), (0, 1, 2, 3)),
-                   ("uniform", "constant", ("r1", "r32"), (3.33e-4, 1e-3, 3e-3), (0,)),
-                   ("attn_heavy", "fixed-alpha", ("r8",), (3e-3,), (0, 1, 2, 3)),
-                   ("ffn_heavy", "fixed-alpha", ("r8",), (1e-3,), (0, 1, 2, 3)),
-                   ("gradient", "fixed-alpha", ("r8",), (1e-3,), (0, 1, 2, 3))}
+    # stage2_dev's seed-0 cells differ from seeds 1-3 by up to 0.5 nats (pooled dev sd 0.20): amendment 3's cap of
+    # 8 seeds, so the primary family (stage 2's arms, eva at rho 1, the shuffled control) also runs seeds 4-7
+    extra = {(s, "constant", ("r8",), (3e-3 if s == "attn_heavy" else 1e-3,), (4, 5, 6, 7))
+             for s in next_stage.STAGE2}
+    assert got - extra == {("shuffled:gradient", "constant", ("r8",), (1e-3,), tuple(range(8))),
+                           ("uniform", "constant", ("r1", "r32"), (3.33e-4, 1e-3, 3e-3), (0,)),
+                           ("attn_heavy", "fixed-alpha", ("r8",), (3e-3,), (0, 1, 2, 3)),
+                           ("ffn_heavy", "fixed-alpha", ("r8",), (1e-3,), (0, 1, 2, 3)),
+                           ("gradient", "fixed-alpha", ("r8",), (1e-3,), (0, 1, 2, 3))}
+    assert extra <= got and [b.get("eva_rho") for b in doc["grid"] if b["strategy"] == ["eva"]] == [None, [1.0]]
+    assert "the primary family runs 8 seeds (stage 2's arms also at seeds 4-7)" in doc["description"]
+
+
+def test_amendment_3_adds_no_seed_when_the_dev_differences_are_steady():
+    """Paired dev differences constant over seeds 0-3 (sd 0): 4 seeds suffice, the post file adds none."""
+    rs = results({"attn_heavy": 3e-3})
+    _, doc = next_stage.plan(STAGE1, rs)
+    rs += run_doc(doc, lambda c: 1.0 + 0.01 * c["seed"] + 0.001 * (c["strategy"] == "gradient"), rs)
+    suffix, doc = next_stage.plan(STAGE1, rs)
+    assert suffix == "post" and "runs 4 seeds." in doc["description"]
+    assert max(max(b["seed"]) for b in doc["grid"]) == 3
+
+
+def test_amendment_3_counts_seeds_0_to_3_only():
+    """Cells of seeds 4+ never move n (it is fixed once seeds 0-3 are in)."""
+    rs = results({"attn_heavy": 3e-3})
+    _, doc = next_stage.plan(STAGE1, rs)
+    rs += run_doc(doc, lambda c: 1.0 + 0.01 * c["seed"], rs)
+    late = [dict(r, config=dict(r["config"], seed=5), dev_loss=r["dev_loss"] + (0.3 if r["config"]["strategy"] ==
+                                                                               "uniform" else 0.0))
+            for r in rs if r["config"]["seed"] == 1]
+    assert next_stage.primary_seeds(rs, "r8")[0] == next_stage.primary_seeds(rs + late, "r8")[0] == 4
 
 
 def test_the_frontier_follows_uniforms_dev_checks_at_r1_and_r32():
@@ -228,5 +255,6 @@ def test_replications_wait_for_part_1():
 
 
 def test_the_papers_main_seeds_are_the_stage_files_seeds():
-    from adaptive_lora.paper import MAIN_SEEDS
-    assert MAIN_SEEDS == len(next_stage.SEEDS)
+    from adaptive_lora.paper import MAIN_SEEDS, PRIMARY_FAMILY
+    from adaptive_lora.stats import SEEDS_MIN
+    assert MAIN_SEEDS == len(next_stage.SEEDS) == SEEDS_MIN and PRIMARY_FAMILY == next_stage.PRIMARY_FAMILY == 14

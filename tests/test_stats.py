@@ -471,3 +471,53 @@ def test_same_lr_dev_gaps_table():
     gaps = stats.same_lr_dev_gaps(sel)
     assert list(gaps) == ["attn_heavy"]                       # a diverged uniform (inf) gives no gap at 1e-2
     assert gaps["attn_heavy"] == [(3e-4, pytest.approx(-0.01)), (1e-3, pytest.approx(0.01))]
+
+
+def test_primary_dev_sd_pools_the_dev_differences_exact():
+    """attn_heavy's paired dev differences -0.1, -0.08, -0.12 (ss 0.0008, 2 df), ffn_heavy's 0.1 three times (ss 0,
+    2 df): pooled sd sqrt(0.0008 / 4); the test losses (decoys) play no part."""
+    rs = v2_results()
+    for r in rs:
+        c = r["config"]
+        if c["strategy"] == "attn_heavy" and c["lr"] == 1e-4 and c["seed"] > 0:
+            r["dev_loss"] += 0.02 if c["seed"] == 1 else -0.02
+    sd, df = stats.primary_dev_sd(rs)
+    assert sd == pytest.approx(math.sqrt(0.0002)) and df == 4
+    for r in rs:
+        r["eval_loss"] += 5 * r["config"]["seed"] * (r["config"]["strategy"] == "uniform")
+    assert stats.primary_dev_sd(rs) == (pytest.approx(math.sqrt(0.0002)), 4)
+
+
+@pytest.mark.parametrize("sd, m, expected", [
+    (0.0, 14, 4), (0.001, 14, 4), (0.002, 14, 6), (0.0025, 14, 7), (0.003, 14, 8), (0.0034, 14, 8),
+    (0.01, 14, 8), (float("nan"), 14, 8), (0.003, 1, 4), (0.004, 1, 5)])
+def test_seeds_for_margin_table(sd, m, expected):
+    assert stats.seeds_for_margin(sd, m) == expected
+
+
+def test_seeds_for_margin_is_the_first_n_whose_bonferroni_half_width_fits():
+    from scipy import stats as sps
+    half = lambda n, sd, m: sps.t.ppf(1 - 0.05 / (2 * m), n - 1) * sd / math.sqrt(n)  # noqa: E731
+    assert stats.bonferroni_t(4, 14) == pytest.approx(8.374, abs=1e-3) and stats.bonferroni_t(2, 1) == \
+        pytest.approx(12.706, abs=1e-3)
+    for sd in (0.0015, 0.002, 0.0025, 0.003):
+        n = stats.seeds_for_margin(sd, 14)
+        assert half(n, sd, 14) <= 0.005 < half(n - 1, sd, 14)
+    assert half(8, 0.0034, 14) > 0.005     # the cap: 8 seeds even though they do not suffice
+
+
+def test_protocol_v2_reports_the_planned_seeds_beside_the_extra_ones():
+    """Amendment 3: once a primary arm has a seed >= 4, the report also gives the primary endpoint over seeds 0-3
+    alone (as a separately labelled endpoint); before, it does not."""
+    from adaptive_lora.report import PLANNED_SEEDS, protocol_v2
+    rs = v2_results()
+    primary, secondary, _ = protocol_v2(rs)
+    assert {r["endpoint"] for r in secondary} == {"secondary"}
+    for seed in (4, 5):   # uniform and attn_heavy at seeds 4-5, attn_heavy now 0.5 nats worse there
+        rs += [cell("uniform", seed, 3e-4, 2.4, 1.0), cell("attn_heavy", seed, 1e-4, 2.3, 1.5)]
+    primary, secondary, _ = protocol_v2(rs)
+    a = next(r for r in primary if r["strategy"] == "attn_heavy")
+    assert a["seeds"] == [0, 1, 2, 4, 5] and a["diff_mean"] == pytest.approx((-0.33 + 1.0) / 5)
+    planned = {r["strategy"]: r for r in secondary if r["endpoint"] == PLANNED_SEEDS}
+    assert planned["attn_heavy"]["seeds"] == [0, 1, 2] and planned["attn_heavy"]["diffs"] == pytest.approx(A_DIFF)
+    assert planned["ffn_heavy"]["diffs"] == pytest.approx(B_DIFF)
