@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import next_stage as ns  # noqa: E402
 
 from adaptive_lora.results import load_results  # noqa: E402
-from adaptive_lora.stats import LR_STEP, best_on_dev, is_v2, lr_selection  # noqa: E402
+from adaptive_lora.stats import LR_STEP, is_v2, lr_selection  # noqa: E402
 
 SEEDS = [0, 1, 2, 3]
 LONG_SEEDS = [0, 1, 2]
@@ -52,7 +52,7 @@ def part1(main_doc: dict, main: list[dict]) -> dict:
     v2 = [r for r in main if is_v2(r)]
     if not all(ns._seeds_done(v2, s, budget, ns.SEEDS) for s in ns.DATA_DRIVEN):
         raise SystemExit("part 1's stage 2 is not complete: its best data-driven strategy is not chosen yet")
-    out = {"lr": lr, "best": best_on_dev(v2, ns.DATA_DRIVEN, budget)}
+    out = {"lr": lr, "best": ns.best_choices(v2, budget)[1]}
     checked = {}
     for b in ns.CHECKED:
         sel = ns._lr_of(lr_selection(main), b).get("uniform")

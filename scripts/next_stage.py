@@ -1,7 +1,7 @@
 """Write the main grid's next stage file from its committed cells (protocol v2, EXPERIMENTS.md).
 
 Every choice is read off the dev split (``adaptive_lora.stats``: ``lr_selection`` = argmin of the seed-0 dev loss,
-``best_on_dev`` = lowest mean dev loss over seeds); the test loss is never read. In order, the first that applies:
+``best_on_dev`` = lowest mean dev loss over seeds 0-3); the test loss is never read. In order, the first that applies:
 1. a stage-1 strategy has cells to run: refused (run the sweep first);
 2. a stage-1 strategy's argmin sits at an end of its lr grid: ``<exp>_extend.yaml``, the next lr(s) one factor of
    3 beyond that end (seed 0), plus uniform's seed-1 stage-2 cell when the count is odd (a core would idle);
@@ -64,6 +64,13 @@ def primary_seeds(v2: list[dict], budget: str) -> tuple[int, float]:
     primary family of stage 2's arms, eva at rho 1 and the shuffled control."""
     sd, _ = primary_dev_sd([r for r in v2 if r["config"]["seed"] in SEEDS], budget)
     return seeds_for_margin(sd, m=PRIMARY_FAMILY), sd
+
+
+def best_choices(v2: list[dict], budget: str) -> tuple[str, str]:
+    """(best layer profile, best data-driven strategy) on dev, over seeds 0-3 only (``best_on_dev``), as
+    EXPERIMENTS.md fixes them: amendment 3's later seeds must not change a choice the post stage has acted on."""
+    planned = [r for r in v2 if r["config"]["seed"] in SEEDS]
+    return best_on_dev(planned, LAYER_PROFILES, budget), best_on_dev(planned, DATA_DRIVEN, budget)
 
 
 def variant(strategy: str, **config) -> str:
@@ -158,8 +165,7 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
         return "r8", {**head, "description": "Stages 2 and 3: every strategy at its own dev-selected lr (seeds 0-3), "
                       "then every swept strategy at uniform's lr. Cells run seed by seed (order: seed).",
                       "grid": stage2 + stage3, "order": ["seed"]}
-    profile = best_on_dev(v2, LAYER_PROFILES, budget)
-    data_best = best_on_dev(v2, DATA_DRIVEN, budget)
+    profile, data_best = best_choices(v2, budget)
     u8 = lr["uniform"]
     n, sd = primary_seeds(v2, budget)
     seeds, more = list(range(n)), list(range(len(SEEDS), n))

@@ -134,6 +134,11 @@ def test_amendment_3_counts_seeds_0_to_3_only():
                                                                                "uniform" else 0.0))
             for r in rs if r["config"]["seed"] == 1]
     assert next_stage.primary_seeds(rs, "r8")[0] == next_stage.primary_seeds(rs + late, "r8")[0] == 4
+    # ... nor the best layer profile / data-driven strategy (ties -> first name); seed 6 alone would pick others
+    late += [dict(r, config=dict(r["config"], seed=6), dev_loss=0.0) for r in rs if r["config"]["seed"] == 1
+             and r["config"]["strategy"] in ("linear_decay", "eva") and r["config"].get("eva_rho", 2.0) == 2.0]
+    assert next_stage.best_choices(rs, "r8") == next_stage.best_choices(rs + late, "r8") == ("activation",
+                                                                                            "activation")
 
 
 def test_the_frontier_follows_uniforms_dev_checks_at_r1_and_r32():
