@@ -36,15 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adaptive_lora.results import load_results  # noqa: E402
-from adaptive_lora.stats import (LR_STEP, arm, at_selected_lr, best_on_dev, is_v2, lr_selection,  # noqa: E402
-                                 primary_dev_sd, seeds_for_margin)
+from adaptive_lora.stats import (LR_STEP, SEEDS_MIN, arm, at_selected_lr, best_on_dev, is_v2,  # noqa: E402
+                                 lr_selection, primary_dev_sd, seeds_for_margin)
 
 
 STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy", "attention_only", "ffn_only",
           "weight_norm", "spectral", "activation", "gradient", "eva", "adalora"]
 LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
 DATA_DRIVEN = ["activation", "gradient", "eva", "adalora"]   # rank from the data (weight_norm/spectral: weights)
-SEEDS = [0, 1, 2, 3]
+SEEDS = list(range(SEEDS_MIN))   # seeds 0-3: stages 2, 3 and 5 (amendment 3 may add to stage 2)
 PRIMARY_FAMILY = len(STAGE2) - 1 + 2   # the primary endpoint's arms: stage 2's but uniform, eva[rho1], the shuffled
 JOBS = 2                         # cells side by side on the 2-core machines (sweep --jobs 2)
 FRONTIER_SEEDS = [0, 1, 2]
@@ -62,15 +62,20 @@ def primary_seeds(v2: list[dict], budget: str) -> tuple[int, float]:
     """(n, sd): amendment 3's seeds per primary arm, from the pooled sd of the primary endpoint's paired dev-loss
     differences over seeds 0-3 only (so n cannot move as later seeds land; the test loss is never read), for the
     primary family of stage 2's arms, eva at rho 1 and the shuffled control."""
-    sd, _ = primary_dev_sd([r for r in v2 if r["config"]["seed"] in SEEDS], budget)
+    sd, _ = primary_dev_sd(planned_seeds(v2), budget)
     return seeds_for_margin(sd, m=PRIMARY_FAMILY), sd
 
 
 def best_choices(v2: list[dict], budget: str) -> tuple[str, str]:
     """(best layer profile, best data-driven strategy) on dev, over seeds 0-3 only (``best_on_dev``), as
     EXPERIMENTS.md fixes them: amendment 3's later seeds must not change a choice the post stage has acted on."""
-    planned = [r for r in v2 if r["config"]["seed"] in SEEDS]
+    planned = planned_seeds(v2)
     return best_on_dev(planned, LAYER_PROFILES, budget), best_on_dev(planned, DATA_DRIVEN, budget)
+
+
+def planned_seeds(v2: list[dict]) -> list[dict]:
+    """The cells of the planned seeds 0-3, those every dev-based choice of the later stages reads."""
+    return [r for r in v2 if r["config"]["seed"] in SEEDS]
 
 
 def variant(strategy: str, **config) -> str:
@@ -158,7 +163,8 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
     stage3 = [{"seed": SEEDS, "strategy": [s], "lr": [lr["uniform"]], "budget": [budget]}
               for s in swept if lr[s] != lr["uniform"]]
     v2 = [r for r in results if is_v2(r)]
-    done2 = all(_seeds_done(v2, s, budget, SEEDS) for s in STAGE2 + [variant("eva", eva_rho=1.0)])
+    primary_arms = STAGE2 + [variant("eva", eva_rho=1.0)]      # stage 2's blocks, as arm names
+    done2 = all(_seeds_done(v2, s, budget, SEEDS) for s in primary_arms)
     done3 = all({r["config"]["seed"] for r in v2 if arm(r) == b["strategy"][0] and r["config"]["lr"] == b["lr"][0]
                  and str(r["config"]["budget"]) == budget} >= set(SEEDS) for b in stage3)
     if not (done2 and done3):
@@ -174,12 +180,11 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
              "budget": CHECKED},
             *({"seed": SEEDS, "strategy": [s], "lr": [own(s)], "scaling": [STAGE5_SCALING], "budget": [budget]}
               for s in dict.fromkeys(["attn_heavy", "ffn_heavy", data_best]))]
-    if more:    # amendment 3: the primary family's extra seeds (stage 3, the secondary endpoint, keeps seeds 0-3)
-        post += [{"seed": more, "strategy": [s], "lr": [own(s)], "budget": [budget]} for s in STAGE2]
-        post.append({"seed": more, "strategy": ["eva"], "lr": [own("eva")], "eva_rho": [1.0], "budget": [budget]})
+    if more:    # amendment 3: stage 2's blocks at the extra seeds (stage 3, the secondary endpoint, keeps 0-3)
+        post += [dict(block, seed=more) for block in stage2]
     checked = {b: _lr_of(selection, b).get("uniform") for b in CHECKED}
     done_post = _seeds_done(v2, f"shuffled:{profile}", budget, seeds) and \
-        all(_seeds_done(v2, s, budget, seeds) for s in STAGE2 + [variant("eva", eva_rho=1.0)]) and \
+        all(_seeds_done(v2, s, budget, seeds) for s in primary_arms) and \
         all(checked[b] and len(checked[b]["curve"]) >= 3 for b in CHECKED) and \
         all(_seeds_done(v2, variant(s, scaling=STAGE5_SCALING), budget, SEEDS)
             for s in ["attn_heavy", "ffn_heavy", data_best])
