@@ -43,6 +43,11 @@ BOOT_REPS = 2000
 EQUIVALENCE_MARGIN = 0.01
 # Amendment 3 (EXPERIMENTS.md): seeds per primary arm, re-estimated from the dev split after seeds 0-3, within these
 SEEDS_MIN, SEEDS_MAX = 4, 8
+# Stage 2's arms (issue #12, protocol v2), uniform first; scripts/next_stage.py runs them
+STAGE2 = ("uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy", "attention_only", "ffn_only",
+          "weight_norm", "spectral", "activation", "gradient", "eva", "adalora")
+# the primary endpoint's family (amendment 3): stage 2's arms but uniform, plus eva at rho 1 and the shuffled control
+PRIMARY_FAMILY = len(STAGE2) - 1 + 2
 LR_STEP = 3.0     # the lr grid's ratio: an unbracketed argmin is extended by one x3 step
 
 

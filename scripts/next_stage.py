@@ -36,16 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adaptive_lora.results import load_results  # noqa: E402
-from adaptive_lora.stats import (LR_STEP, SEEDS_MIN, arm, at_selected_lr, best_on_dev, is_v2,  # noqa: E402
-                                 lr_selection, primary_dev_sd, seeds_for_margin)
+from adaptive_lora.stats import (LR_STEP, PRIMARY_FAMILY, SEEDS_MIN, STAGE2, arm, at_selected_lr,  # noqa: E402
+                                 best_on_dev, is_v2, lr_selection, primary_dev_sd, seeds_for_margin)
 
 
-STAGE2 = ["uniform", "linear_decay", "linear_increase", "attn_heavy", "ffn_heavy", "attention_only", "ffn_only",
-          "weight_norm", "spectral", "activation", "gradient", "eva", "adalora"]
 LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
 DATA_DRIVEN = ["activation", "gradient", "eva", "adalora"]   # rank from the data (weight_norm/spectral: weights)
 SEEDS = list(range(SEEDS_MIN))   # seeds 0-3: stages 2, 3 and 5 (amendment 3 may add to stage 2)
-PRIMARY_FAMILY = len(STAGE2) - 1 + 2   # the primary endpoint's arms: stage 2's but uniform, eva[rho1], the shuffled
 JOBS = 2                         # cells side by side on the 2-core machines (sweep --jobs 2)
 FRONTIER_SEEDS = [0, 1, 2]
 FRONTIER = ["r1", "r2", "r4", "r16", "r32"]
@@ -163,7 +160,7 @@ def plan(stage1: dict, results: list[dict]) -> tuple[str, dict]:
     stage3 = [{"seed": SEEDS, "strategy": [s], "lr": [lr["uniform"]], "budget": [budget]}
               for s in swept if lr[s] != lr["uniform"]]
     v2 = [r for r in results if is_v2(r)]
-    primary_arms = STAGE2 + [variant("eva", eva_rho=1.0)]      # stage 2's blocks, as arm names
+    primary_arms = [*STAGE2, variant("eva", eva_rho=1.0)]      # stage 2's blocks, as arm names
     done2 = all(_seeds_done(v2, s, budget, SEEDS) for s in primary_arms)
     done3 = all({r["config"]["seed"] for r in v2 if arm(r) == b["strategy"][0] and r["config"]["lr"] == b["lr"][0]
                  and str(r["config"]["budget"]) == budget} >= set(SEEDS) for b in stage3)
