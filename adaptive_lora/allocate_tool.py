@@ -59,7 +59,12 @@ def allocate_cmd(args) -> int:
     from .peft_config import SCALINGS
     from .strategies import build_rank_map, get_strategy
 
+    from .stats import BASELINES
+
     check_model_name(args.model)
+    if args.strategy in BASELINES:
+        raise UserError(f"'{args.strategy}' decides its ranks during training, so it has no rank map to allocate "
+                        f"beforehand; train it with `adaptive-lora run --strategy {args.strategy}`")
     if args.scaling not in SCALINGS:
         raise UserError(f"unknown scaling '{args.scaling}'; known: {', '.join(SCALINGS)}")
     strat = get_strategy(args.strategy)

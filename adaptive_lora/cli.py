@@ -30,13 +30,16 @@ def _json_dict(text: str) -> dict:
     return value
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    """One option per RunConfig field (``--kebab-name``), typed and documented from the dataclass."""
+def _add_run_args(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """One option per RunConfig field (``--kebab-name``; ``only``: these fields), typed and documented from the
+    dataclass, so that ``run`` and ``allocate`` share names, defaults and help."""
     from dataclasses import MISSING, fields
 
     from .config import RunConfig
 
     for f in fields(RunConfig):
+        if only is not None and f.name not in only:
+            continue
         flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, [])]
         default = f.default_factory() if f.default is MISSING else f.default
         ftype = str(f.type)
@@ -109,18 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--targets", default=None, help="comma-separated module suffixes (PEFT list semantics)")
     p.add_argument("--rank", type=int, default=16)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the count as JSON")
     p.set_defaults(fn=cmd_params)
-    p = sub.add_parser("allocate", help="write a PEFT adapter_config.json for a strategy at a budget")
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--strategy", default="uniform")
-    p.add_argument("--budget", default="r8")
-    p.add_argument("--data", default="alpaca", help="calibration data for data-driven strategies")
-    p.add_argument("--scaling", default="constant")
-    p.add_argument("--min-rank", type=int, default=0)
-    p.add_argument("--max-rank", type=int, default=None)
+    p = sub.add_parser("allocate", help="write a PEFT adapter_config.json for a strategy at a budget",
+                       description="A strategy's rank map at an exact parameter budget: printed as a layer x module "
+                                   "table, saved as JSON (usable as `run --rank-map`), and with --out as a PEFT "
+                                   "adapter_config.json. Data-driven strategies compute their statistics on --data "
+                                   "once (cached). adalora and eva allocate during training: use `run`.")
+    _add_run_args(p, only=("model", "strategy", "budget", "data", "scaling", "min_rank", "max_rank"))
     p.add_argument("--out", default=None, help="folder for adapter_config.json and rank_map.json")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the rank map and its counts as one JSON object")
     p.set_defaults(fn=cmd_allocate)
     p = sub.add_parser("reproduce", help="re-run committed cells and compare with their committed eval loss")
     p.add_argument("--exp", action="append", help="experiment(s) to draw from (default: all)")

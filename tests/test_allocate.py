@@ -154,6 +154,8 @@ def test_allocate_prints_a_layer_by_kind_table(models_dir, capsys):
     (["--scaling", "odd"], "unknown scaling"),
     (["--model", "nope"], "unknown model"),
     (["--strategy", "linear_decay", "--min-rank", "9", "--max-rank", "2"], "rank bounds"),
+    (["--strategy", "eva"], "decides its ranks during training"),
+    (["--strategy", "adalora"], "adaptive-lora run --strategy adalora"),
 ])
 def test_allocate_errors_are_one_line(argv, match, models_dir, capsys):
     assert main(["allocate", "--model", "tiny-llama", *argv]) == 2
