@@ -57,9 +57,8 @@ def summary_table(spec, rank_map: dict[str, int]) -> str:
 def allocate_cmd(args) -> int:
     from .models import check_model_name, model_spec
     from .peft_config import SCALINGS
-    from .strategies import build_rank_map, get_strategy
-
     from .stats import BASELINES
+    from .strategies import build_rank_map, get_strategy
 
     check_model_name(args.model)
     if args.strategy in BASELINES:

@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import UserError
 from .stats import (ALPHA, BASELINES, CONF, DELTA, NAN, POWER, REFERENCE, _by_seed, _finite,  # noqa: F401
                     _grouped, _pooled_sd, _strategy_order, arm, at_selected_lr, data_label, endpoint, group_key,
-                    holm, is_v2, reference_endpoint, robustness, SEEDS_MIN,
+                    holm, is_v2, planned_seeds, reference_endpoint, robustness, SEEDS_MIN,
                     lr_selection, mean_ci, paired_power, paired_test, sd_upper, seed_spread, seeds_needed, summarize)
 from .writers import (BASELINES_SHOWN, CSV_COLUMNS, DASH, _csv_value, _f, _groups, _p, _params,  # noqa: F401
                       latex_escape, protocol_v2_markdown, seed_spread_markdown, seed_spread_text,
@@ -39,8 +39,8 @@ def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[di
         primary += rows
         secondary += endpoint(v2, which="secondary", **where)
         if any(s >= SEEDS_MIN for r in rows for s in r["seeds"]):
-            planned = [r for r in v2 if r["config"]["seed"] < SEEDS_MIN]
-            secondary += [dict(r, endpoint=PLANNED_SEEDS) for r in endpoint(planned, which="primary", **where)]
+            secondary += [dict(r, endpoint=PLANNED_SEEDS)
+                          for r in endpoint(planned_seeds(v2), which="primary", **where)]
     return primary, secondary, lr_selection(v2)
 
 

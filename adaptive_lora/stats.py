@@ -589,6 +589,12 @@ def at_selected_lr(results: list[dict], which: str = "primary") -> list[dict]:
     return out
 
 
+def planned_seeds(results: list[dict]) -> list[dict]:
+    """The cells of the planned seeds 0 to SEEDS_MIN - 1: what amendment 3's rule and every later dev-based choice
+    read, and the report's "primary (seeds 0-3)" endpoint."""
+    return [r for r in results if r["config"]["seed"] < SEEDS_MIN]
+
+
 def best_on_dev(results: list[dict], candidates: list[str], budget, model=None, data=None) -> str:
     """The candidate arm with the lowest mean ``dev_loss`` over its seeds, each arm at its own selected lr
     (``at_selected_lr``), at one (model, data, budget): the "best data-driven strategy" / "best layer profile" of

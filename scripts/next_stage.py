@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from adaptive_lora.results import load_results  # noqa: E402
 from adaptive_lora.stats import (LR_STEP, PRIMARY_FAMILY, SEEDS_MIN, STAGE2, arm, at_selected_lr,  # noqa: E402
-                                 best_on_dev, is_v2, lr_selection, primary_dev_sd, seeds_for_margin)
+                                 best_on_dev, is_v2, lr_selection, planned_seeds, primary_dev_sd,
+                                 seeds_for_margin)
 
 
 LAYER_PROFILES = ["linear_decay", "linear_increase", "weight_norm", "spectral", "activation", "gradient"]
@@ -68,11 +69,6 @@ def best_choices(v2: list[dict], budget: str) -> tuple[str, str]:
     EXPERIMENTS.md fixes them: amendment 3's later seeds must not change a choice the post stage has acted on."""
     planned = planned_seeds(v2)
     return best_on_dev(planned, LAYER_PROFILES, budget), best_on_dev(planned, DATA_DRIVEN, budget)
-
-
-def planned_seeds(v2: list[dict]) -> list[dict]:
-    """The cells of the planned seeds 0-3, those every dev-based choice of the later stages reads."""
-    return [r for r in v2 if r["config"]["seed"] in SEEDS]
 
 
 def variant(strategy: str, **config) -> str:
