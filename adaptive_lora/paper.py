@@ -45,6 +45,7 @@ GENERATED = PAPER / "generated"
 GRID = ROOT / "experiments" / "pilot.yaml"
 MAIN_GRID = ROOT / "experiments" / "main.yaml"
 STAGE_TWO_GRID = ROOT / "experiments" / "main_r8.yaml"    # written by scripts/next_stage.py after stage 1
+POST_GRID = ROOT / "experiments" / "main_post.yaml"       # written by scripts/next_stage.py after stages 2-3
 MAIN_EXP = "pilot"
 DEFAULT_EXP = "default"
 MAIN_BUDGET = "r8"
@@ -409,6 +410,7 @@ def protocol(ctx: Inputs) -> Section:
     """Hyperparameters (RunConfig defaults, the pilot grid's defaults), the planned grid, the tolerance and
     significance level, and the code constants the method section states. AdaLoRA's ranks are in ``adalora``."""
     from . import allocation, peft_config
+    from .calibration import CALIB_EXAMPLES
     from .budget import TOLERANCE
     from .strategies import get_strategy
 
@@ -447,6 +449,7 @@ def protocol(ctx: Inputs) -> Section:
                                             / (peft_config.alpha_for(8, "constant") / 8)),
         "LinearDecayRatio": f"{get_strategy('linear_decay').params['ratio']:g}",
         "GroupFactor": f"{get_strategy('attn_heavy').params['k']:g}",
+        "CalibExamples": str(CALIB_EXAMPLES),
         # the pilot's AdaLoRA schedule = the RunConfig defaults (protocol v2 sets its own in experiments/main*.yaml)
         "AdaloraPruneStart": f"{d['adalora_tinit'] * 100:g}\\,\\%",
         "AdaloraPruneEnd": f"{(1 - d['adalora_tfinal']) * 100:g}\\,\\%",
@@ -744,11 +747,9 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
                                 + ", ..." * (len(missing) > 5) + "); the paper is built from the committed results")
     hashes = sorted({stats.training_path_hash(r) or "none" for r in main})
     n_extra = sum(len(s["curve"]) for s in swept) - len(planned)    # seed-0 cells beyond the grid: lr extensions
-    extra = f", and {n_extra} more that extended a learning-rate grid" * (n_extra > 0)
     chosen = [f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; bracketed)"
               for s in swept]
-    return {"MainStageOneStatus": f"All {len(planned)} stage-1 cells are committed{extra}.",
-            "MainStageOneStrategies": str(len({c.strategy for c in planned})),
+    return {            "MainStageOneStrategies": str(len({c.strategy for c in planned})),
             "MainStageOneLrs": join_words([fmt_lr(x) for x in sorted({c.lr for c in planned})]),
             "MainTrainingPathHash": tt(hashes[0]),
             "MainHashesAgree": "all share it" if len(hashes) == 1 else f"MIXED: {len(hashes)} hashes",
@@ -757,21 +758,24 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
             "MainTransferExamples": tex_int(planned[0].transfer_examples),
             "MainSameLrSentence": same_lr_sentence(swept),
             "MainStageTwoStatus": stage_two_status(done, stage_two),
-            "MainAbstractSentence": main_abstract_sentence(swept, len(planned), config_defaults()["lr"], n_extra),
+            "MainStageOneSentence": stage_one_sentence(swept, len(planned), config_defaults()["lr"], n_extra),
             "MainLrSentence": ("The development split selects: " + "; ".join(chosen)
-                               + "; Appendix~\\ref{app:main-lr} plots and tabulates the curves.")}
+                               + "; Figure~\\ref{fig:lr-curves} and Table~\\ref{tab:lr-grid} give the curves.")}
 
 
 def stage_two_cells(grid: Path = STAGE_TWO_GRID) -> list:
-    """The cells (``RunConfig``) of stages 2-3, the grid ``scripts/next_stage.py`` wrote; [] before it exists."""
+    """The cells (``RunConfig``) of stages 2-3 (or of another grid ``scripts/next_stage.py`` wrote, e.g.
+    POST_GRID); [] before it exists."""
     from .sweep import cells, load_grid
     return cells(load_grid(grid)) if grid.exists() else []
 
 
 def planned_arms(planned: list) -> set[str]:
-    """The arms (``stats.arm``: strategy, with eva's rho where it is not the default) that stages 2-3
-    (``stage_two_cells``) run at MAIN_BUDGET, uniform excluded: the primary endpoint's whole family."""
-    return {stats.arm({"config": c.to_dict()}) for c in planned if c.budget == MAIN_BUDGET} - {REFERENCE}
+    """The arms (``stats.arm``: strategy, with eva's rho where it is not the default) that the planned cells
+    (``stage_two_cells`` of stages 2-3 and of the post stage) run at MAIN_BUDGET, uniform and the scaling ablation
+    (a Holm family of its own, ``stats.scaling_ablation``) excluded: the primary endpoint's whole family."""
+    return {stats.arm({"config": c.to_dict()}) for c in planned
+            if c.budget == MAIN_BUDGET and c.scaling == "constant"} - {REFERENCE}
 
 
 def stage_two_status(done: set[str], planned: list) -> str:
@@ -809,13 +813,13 @@ def same_lr_sentence(selection: list[dict]) -> str:
             " These are single-seed gaps on the development split, not tests.")
 
 
-def main_abstract_sentence(swept: list[dict], planned: int, pilot_lr: float, extra: int = 0) -> str:
-    """The abstract's sentence on stage 1 (``planned`` cells, ``extra`` lr-extension cells): the learning rate
+def stage_one_sentence(swept: list[dict], planned: int, pilot_lr: float, extra: int = 0) -> str:
+    """The sentence on stage 1 (``planned`` cells, ``extra`` lr-extension cells): the learning rate
     uniform rank prefers on the development split (``swept``, as ``main_grid_macros``), against the pilot's."""
     uni = next(s for s in swept if s["strategy"] == REFERENCE)
     ratio = uni["lr"] / pilot_lr
     times = f"{ratio:.3g} times" if abs(ratio - round(ratio)) > 1e-9 else f"{number_word(round(ratio)).lower()} times"
-    return (f"Its first stage ({planned} cells" + f", and {extra} extending a learning-rate grid" * (extra > 0)
+    return (f"Stage~1 ({planned} cells" + f", and {extra} extending a learning-rate grid" * (extra > 0)
             + f") is complete: on the development split uniform rank does best at a learning rate of "
               f"{fmt_lr(uni['lr'])} (bracketed), {times} the pilot's.")
 
@@ -840,7 +844,7 @@ def main_endpoint_sentence(primary: list[dict], planned: int | None = None) -> s
     parts = [f"{join_words(names)}: {words.get(v, v)}" for v, names in sorted(groups.items())]
     n = sorted({r["n_pairs"] for r in primary})
     tested = "" if not interim(primary, planned) else (
-        f"So far {len(primary)} of the {planned} strategies that stages 2 and 3 compare with uniform rank have two "
+        f"So far {len(primary)} of the {planned} arms of the primary endpoint have two "
         "or more paired seeds; Holm's correction runs over these, the final analysis over all of them. ")
     return (tested + f"With {n[0]}{f' to {n[-1]}' * (len(n) > 1)} paired seeds per strategy, the Holm-adjusted "
             "intervals of the primary endpoint (Figure~\\ref{fig:main-forest}; Table~\\ref{tab:main-endpoint} in "
@@ -898,31 +902,131 @@ def main_conclusion(primary: list[dict], planned: int | None = None) -> str:
             "(Table~\\ref{tab:main-endpoint}).")
 
 
-def main_abstract_endpoint(primary: list[dict], planned: int | None = None) -> str:
-    """The abstract's sentence on the primary endpoint so far."""
-    return (f"In its second stage so far,{tested_so_far(primary, planned)} Holm-adjusted intervals of the "
-            f"test-loss difference to uniform rank, each strategy at its own learning rate, say: "
-            f"{verdict_clause(primary)}.")
+def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seeds: int | None = None) -> str:
+    """The abstract's sentence on the primary endpoint so far; ``seeds``: the seeds per arm the plan runs in the
+    end (amendment 3), named while fewer have landed."""
+    n = min(r["n_pairs"] for r in primary)
+    more_seeds = bool(seeds) and n < seeds
+    how = (f"{n} of the {seeds} planned paired seeds per arm" if more_seeds else f"{n} paired seeds per arm") + \
+        (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
+    lead = "So far, with " if more_seeds or interim(primary, planned) else "With "
+    return (f"{lead}{how}, Holm-adjusted intervals of the test-loss difference to uniform rank, each arm at its own "
+            f"learning rate, say: {verdict_clause(primary)}.")
+
+
+def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict | None) -> str:
+    """The abstract's reading of the planned EVA contrast (``init_finding``) and of the arms whose verdict the
+    learning rate changes (``lr_finding``), in one or two short sentences; empty when neither applies."""
+    out = []
+    if contrast is not None and contrast["n_pairs"] >= 2 and contrast["verdict"] == "equivalent":
+        out.append(f"{tt(contrast['strategy'])}'s {effect_word(primary, contrast['strategy'])} is the same without its "
+                   "rank redistribution "
+                   f"({tt(contrast['reference'])}; difference {tex_signed(contrast['diff_mean'])} nats, equivalent), "
+                   "so on this evidence it comes from its initialisation, not from its allocation.")
+    same = {r["strategy"]: r for r in secondary if r["endpoint"] == "secondary" and r["n_pairs"] >= 2}
+    flips = [(r, same[r["strategy"]]) for r in primary
+             if r["strategy"] in same and r["lr"] != r["ref_lr"] and r["verdict"] != same[r["strategy"]]["verdict"]]
+    if flips:
+        out.append("At uniform's learning rate the verdict would change for " + join_words(
+            [f"{tt(a['strategy'])} ({b['verdict'] if b['verdict'] != 'no detectable difference' else 'inconclusive'}, "
+             f"{tex_signed(b['diff_mean'])} nats)" for a, b in flips])
+            + ": one shared learning rate would have misled.")
+    return " ".join(out)
+
+
+def seeds_planned(grid: Path | None = None) -> int:
+    """Seeds per primary arm in the end: one more than the largest seed at MAIN_BUDGET in the post-stage grid
+    (``scripts/next_stage.py`` wrote it by amendment 3's rule), else the planned SEEDS_MIN."""
+    from .sweep import cells, load_grid
+    grid = grid or POST_GRID
+    seeds = [c.seed for c in cells(load_grid(grid)) if c.budget == MAIN_BUDGET] if grid.exists() else []
+    return max(max(seeds, default=-1) + 1, MAIN_SEEDS)
+
+
+def allocation_finding(primary: list[dict]) -> str:
+    """What the rank allocations that keep PEFT's default initialisation (every arm but ``stats.BASELINES`` and
+    their variants) show at their own learning rates: how many beat, matched, lost to uniform rank, or stayed open."""
+    rules = [r for r in primary if r["strategy"].split("[")[0] not in stats.BASELINES]
+    if not rules:
+        return ""
+    by = {v: [tt(r["strategy"]) for r in rules if r["verdict"] == v]
+          for v in ("better", "worse", "equivalent", "no detectable difference")}
+    head = (f"{join_words(by['better'])} beat{'s' * (len(by['better']) == 1)} uniform rank" if by["better"] else
+            "none beat uniform rank")
+    def count(names: list[str]) -> str:
+        return f"{len(names)} {'was' if len(names) == 1 else 'were'}"
+    rest = ([f"{count(by['equivalent'])} equivalent to it"] if by["equivalent"] else []) + \
+        ([f"{join_words(by['worse'])} lost to it"] if by["worse"] else []) + \
+        ([f"{count(by['no detectable difference'])} inconclusive"] if by["no detectable difference"] else [])
+    return (f"Of the {len(rules)} arms that only move rank and keep LoRA's default initialisation, {head}"
+            + (f": {join_words(rest)}" if rest else "") + ".")
+
+
+def effect_word(primary: list[dict], name: str) -> str:
+    """'gain' / 'loss' / 'effect': how arm ``name``'s primary verdict lets the text speak of its difference."""
+    v = next((r["verdict"] for r in primary if r["strategy"] == name), None)
+    return {"better": "gain", "worse": "loss"}.get(v, "effect")
+
+
+def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
+    """EVA's planned contrast (``stats.arm_contrast`` of ``stats.INIT_CONTRAST``): does its rank redistribution add
+    anything to its initialisation? Empty without two seed pairs."""
+    if contrast is None or contrast["n_pairs"] < 2:
+        return ""
+    name, ref = (tt(x) for x in (contrast["strategy"], contrast["reference"]))
+    ci = tex_interval(contrast["ci_low"], contrast["ci_high"], signed=True)
+    what = effect_word(primary, contrast["strategy"])
+    read = {"equivalent": (f"equivalent within $\\pm$\\EquivalenceMargin{{}} nats: on this evidence EVA's {what} "
+                           "comes from its data-driven initialisation at its own learning rate, not from where it puts "
+                           "rank"),
+            "better": "so its redistribution adds to the initialisation",
+            "worse": "so its redistribution costs loss against the initialisation alone"}.get(
+        contrast["verdict"], "which does not separate the two")
+    return (f"The planned contrast {name} minus {ref} (the same initialisation without redistribution), paired by "
+            f"seed, is {tex_signed(contrast['diff_mean'])} nats (95\\,\\% CI {ci}, $n = {contrast['n_pairs']}$; one "
+            f"contrast, unadjusted, written into the plan after the interim endpoint), {read}.")
+
+
+def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
+    """Arms whose verdict changes when they run at uniform's learning rate instead of their own (primary against
+    secondary endpoint, same seeds): the step-size confound in the test loss."""
+    same = {r["strategy"]: r for r in secondary if r["endpoint"] == "secondary" and r["n_pairs"] >= 2}
+    flips = [(r, same[r["strategy"]]) for r in primary
+             if r["strategy"] in same and r["lr"] != r["ref_lr"] and r["verdict"] != same[r["strategy"]]["verdict"]]
+    if not flips:
+        return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no "
+                "arm's verdict changes.") if same else ""
+    word = {"no detectable difference": "inconclusive"}
+    parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({word.get(a['verdict'], a['verdict'])}) "
+             f"at its own learning rate, {fmt_lr(a['lr'])}, to {tex_signed(b['diff_mean'])} "
+             f"({word.get(b['verdict'], b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
+    return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): "
+            + "; ".join(parts) + ". A comparison at one shared learning rate would have reported the opposite.")
 
 
 def main_grid(ctx: Inputs) -> Section:
     """The main grid's macros and its tables' bodies (the figures, captions and appendix prose around them are
     static, in paper/sections/). Stage 1 must be complete and one strategy must have two paired seeds."""
-    from .report import protocol_v2_robustness
+    from .report import init_contrasts, protocol_v2_robustness
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
     primary, secondary = main_endpoint_rows(main)     # once: the sentences and the tables share them
     if not primary:
         raise IncompleteResults("results/main/: no strategy has two paired seeds at its selected learning rate")
     stage_two = stage_two_cells()
-    planned = len(planned_arms(stage_two))
+    planned = len(planned_arms(stage_two + stage_two_cells(POST_GRID)))
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
+    contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
     rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
     header = HEADER.format(src="results/main/")
     return {**main_grid_macros(main, selection, stage_two=stage_two), **rm,
             "MainEndpointSentence": main_endpoint_sentence(primary, planned),
             "MainConclusionSentence": main_conclusion(primary, planned),
-            "MainAbstractEndpoint": main_abstract_endpoint(primary, planned)}, {
+            "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds_planned()),
+            "MainSeedsPlanned": str(seeds_planned()),
+            "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
+            "MainFindings": " ".join(x for x in (allocation_finding(primary), init_finding(contrast, primary),
+                                                 lr_finding(primary, secondary)) if x)}, {
         "main_lr_table.tex": header + writers.table_latex(writers.lr_grid_table(selection)),
         "main_endpoint_table.tex": header + writers.table_latex(writers.endpoint_table(primary + secondary,
                                                                                       notes=False)),

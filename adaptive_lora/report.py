@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import UserError
 from .stats import (ALPHA, BASELINES, CONF, DELTA, NAN, POWER, REFERENCE, _by_seed, _finite,  # noqa: F401
                     _grouped, _pooled_sd, _strategy_order, arm, at_selected_lr, data_label, endpoint, group_key,
-                    holm, is_v2, planned_seeds, reference_endpoint, robustness, SEEDS_MIN,
+                    holm, is_v2, planned_seeds, arm_contrast, INIT_CONTRAST, reference_endpoint, robustness, SEEDS_MIN,
                     lr_selection, mean_ci, paired_power, paired_test, sd_upper, seed_spread, seeds_needed, summarize)
 from .writers import (BASELINES_SHOWN, CSV_COLUMNS, DASH, _csv_value, _f, _groups, _p, _params,  # noqa: F401
                       latex_escape, protocol_v2_markdown, seed_spread_markdown, seed_spread_text,
@@ -30,18 +30,32 @@ def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[di
     """(primary rows, secondary rows, lr selection) over every group with protocol-v2 cells (``stats.is_v2``).
     Where the primary endpoint has run seeds beyond the planned ``SEEDS_MIN`` (amendment 3), the secondary rows
     also hold the primary endpoint over seeds 0 to SEEDS_MIN - 1 alone, the original plan (endpoint
-    ``PLANNED_SEEDS``)."""
+    ``PLANNED_SEEDS``). Arms of the scaling ablation (stage 5) are a Holm family of their own (``stats.endpoint``):
+    their rows go with the secondary ones, so the primary rows are exactly the primary family."""
     v2 = [r for r in results if is_v2(r)]
     primary, secondary = [], []
     for model, data, budget in sorted({group_key(r) for r in v2}):
         where = dict(budget=budget, model=model, data=data, allow_mixed=allow_mixed)
         rows = endpoint(v2, which="primary", **where)
-        primary += rows
-        secondary += endpoint(v2, which="secondary", **where)
+        primary += [r for r in rows if r["endpoint"] == "primary"]
+        secondary += [r for r in rows if r["endpoint"] != "primary"] + endpoint(v2, which="secondary", **where)
         if any(s >= SEEDS_MIN for r in rows for s in r["seeds"]):
             secondary += [dict(r, endpoint=PLANNED_SEEDS)
-                          for r in endpoint(planned_seeds(v2), which="primary", **where)]
+                          for r in endpoint(planned_seeds(v2), which="primary", **where) if r["endpoint"] == "primary"]
     return primary, secondary, lr_selection(v2)
+
+
+def init_contrasts(results: list[dict], allow_mixed: bool = False) -> list[dict]:
+    """``stats.arm_contrast`` of ``INIT_CONTRAST`` (eva minus eva[rho1]) for every protocol-v2 group in which both
+    arms have a cell."""
+    v2 = [r for r in results if is_v2(r)]
+    out = []
+    for model, data, budget in sorted({group_key(r) for r in v2}):
+        arms = {arm(r) for r in v2 if group_key(r) == (model, data, budget)}
+        if set(INIT_CONTRAST) <= arms:
+            out.append(arm_contrast(v2, *INIT_CONTRAST, budget=budget, model=model, data=data,
+                                    allow_mixed=allow_mixed))
+    return out
 
 
 def protocol_v2_robustness(results: list[dict], allow_mixed: bool = False) -> list[dict]:
@@ -135,7 +149,8 @@ def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_
     summary_dir.mkdir(parents=True, exist_ok=True)
     written = []
     md = summary_markdown(rows, experiment, warns, seed_spread(chosen))
-    extra = protocol_v2_markdown(*protocol_v2(results, allow_mixed), protocol_v2_robustness(results, allow_mixed)) + \
+    extra = protocol_v2_markdown(*protocol_v2(results, allow_mixed), protocol_v2_robustness(results, allow_mixed),
+                                 init_contrasts(results, allow_mixed)) + \
         prior_setting_markdown(prior_setting(results, allow_mixed))
     if extra:
         md = md.rstrip("\n") + "\n\n" + "\n".join(extra)

@@ -610,6 +610,16 @@ def best_on_dev(results: list[dict], candidates: list[str], budget, model=None, 
     return min(sorted(dev), key=lambda s: sum(dev[s]) / len(dev[s]))
 
 
+SCALING_ABLATION = "scaling ablation"
+
+
+def scaling_ablation(cells: list[dict], name: str) -> bool:
+    """Whether arm ``name`` runs a non-default LoRA scaling (stage 5, EXPERIMENTS.md): compared with uniform like
+    any arm, but outside the primary family of amendment 3 (stage 2's arms, eva at rho 1 and the shuffled control),
+    so ``endpoint`` gives it a Holm family of its own and the primary family keeps the size the plan fixed."""
+    return any(arm(r) == name and r["config"].get("scaling", "constant") != "constant" for r in cells)
+
+
 def endpoint(results: list[dict], budget=None, model=None, data=None, which: str = "primary",
              alpha: float = ALPHA, allow_mixed: bool = False, margin: float | None = EQUIVALENCE_MARGIN,
              metric: str = "eval_loss") -> list[dict]:
@@ -629,15 +639,39 @@ def endpoint(results: list[dict], budget=None, model=None, data=None, which: str
     key, cells = _one_group(results, budget, model, data)
     uni_lr = select_lr(cells, REFERENCE, budget=key[2], model=key[0], data=key[1])["lr"]
     ref = _at_lr(cells, REFERENCE, uni_lr)
-    entries = []
+    families: dict[str, list] = {which: []}
     for s in _strategy_order(arm(r) for r in cells):
         if s == REFERENCE:
             continue
         lr = select_lr(cells, s, budget=key[2], model=key[0], data=key[1])["lr"] if which == "primary" else uni_lr
         pre = ["no lr selected for uniform"] if uni_lr is None else ["no lr selected"] if lr is None else []
-        entries.append(({"model": key[0], "data": key[1], "budget": key[2], "strategy": s, "endpoint": which,
-                         "lr": lr, "ref_lr": uni_lr}, _at_lr(cells, s, lr), ref, pre))
-    return paired_contrasts(entries, metric, alpha, allow_mixed, margin)
+        fam = f"{which}, {SCALING_ABLATION}" if scaling_ablation(cells, s) else which
+        families.setdefault(fam, []).append(({"model": key[0], "data": key[1], "budget": key[2], "strategy": s,
+                                              "endpoint": fam, "lr": lr, "ref_lr": uni_lr},
+                                             _at_lr(cells, s, lr), ref, pre))
+    return [row for entries in families.values() for row in paired_contrasts(entries, metric, alpha, allow_mixed,
+                                                                             margin)]
+
+
+# protocol v2's planned contrast between two arms that are not uniform: EVA with its rank redistribution (rho 2)
+# minus its initialisation alone (rho 1), which separates allocation from initialisation
+INIT_CONTRAST = ("eva", "eva[rho1]")
+
+
+def arm_contrast(results: list[dict], name: str, reference: str, budget=None, model=None, data=None,
+                 margin: float | None = EQUIVALENCE_MARGIN, metric: str = "eval_loss", alpha: float = ALPHA,
+                 allow_mixed: bool = False) -> dict:
+    """One planned contrast between two arms, each at its own selected lr (``select_lr``), ``name`` minus
+    ``reference`` on ``metric``, paired by seed, at one (model, data, budget) of the protocol-v2 cells: e.g.
+    ``INIT_CONTRAST``. A single pre-planned contrast, so no multiplicity adjustment: its "adjusted" interval is the
+    unadjusted one (``paired_contrasts`` with one entry). Row as ``endpoint``'s, with ``reference`` and
+    ``ref_lr`` = the reference arm's lr, ``endpoint`` = "contrast"; ``n_pairs`` 0 when either arm has no cell."""
+    key, cells = _one_group([r for r in results if is_v2(r)], budget, model, data)
+    lr, ref_lr = (select_lr(cells, s, budget=key[2], model=key[0], data=key[1])["lr"] for s in (name, reference))
+    base = {"model": key[0], "data": key[1], "budget": key[2], "strategy": name, "reference": reference,
+            "endpoint": "contrast", "lr": lr, "ref_lr": ref_lr}
+    return paired_contrasts([(base, _at_lr(cells, name, lr), _at_lr(cells, reference, ref_lr), [])], metric, alpha,
+                            allow_mixed, margin)[0]
 
 
 def primary_dev_sd(results: list[dict], budget=None, model=None, data=None) -> tuple[float, int]:
@@ -883,9 +917,12 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
         return []
     # the model's family is the endpoint's (strategies with two seed pairs, and uniform): an arm with one seed so
     # far would otherwise cut every block down to that seed while the grid runs seed by seed
-    family = {r["strategy"] for r in rows} | {REFERENCE}
-    fit = block_anova({s: v for s, v in endpoint_losses(cells, which=which).items() if s in family})
-    by = {c["strategy"]: c for c in fit["contrasts"]}
+    # one model per Holm family of the endpoint (the primary family; the scaling ablation apart)
+    losses, by, fits = endpoint_losses(cells, which=which), {}, {}
+    for fam in dict.fromkeys(r["endpoint"] for r in rows):
+        family = {r["strategy"] for r in rows if r["endpoint"] == fam} | {REFERENCE}
+        fits[fam] = block_anova({s: v for s, v in losses.items() if s in family})
+        by.update({c["strategy"]: c for c in fits[fam]["contrasts"]})
     frontier = uniform_frontier(results, key[0], key[1])
     chosen = at_selected_lr(cells, which)
     out = []
@@ -901,13 +938,14 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
         m = budget_multiplier(frontier, sum(x["eval_loss"] for x in mine) / len(mine) if mine else NAN,
                               sum(params) / len(params) if params else NAN)
         notes += [n for n in (b.get("note"), m["note"]) if n]
+        fit = fits[r["endpoint"]]
         if fit["dropped_seeds"]:
             notes.append("two-way model on seeds " + " ".join(map(str, fit["seeds"])) + " (complete blocks)")
         out.append({"strategy": s, "n_pairs": r["n_pairs"], "anova_diff": c.get("diff", NAN),
                     "anova_ci_low": c.get("ci_low", NAN), "anova_ci_high": c.get("ci_high", NAN),
                     "anova_p_holm": c.get("p_holm", NAN), "boot_ci_low": b["ci_low"], "boot_ci_high": b["ci_high"],
                     "multiplier": m["multiplier"], "note": "; ".join(notes), "model": key[0], "data": key[1],
-                    "budget": key[2], "endpoint": which})
+                    "budget": key[2], "endpoint": r["endpoint"]})
     return out
 
 

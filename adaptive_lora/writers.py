@@ -365,15 +365,36 @@ def fmt_lr(lr: float) -> str:
     return f"${mantissa}10^{{{e}}}$"
 
 
+def _runs_at(s: dict, selection: list[dict]) -> str | None:
+    """The arm whose selected lr an arm of ``stats.lr_selection`` borrows, or None. Protocol v2 sweeps the lr of a
+    few arms only: a variant (``eva[rho1]``, ``shuffled:gradient``) runs at its parent arm's lr and every other arm
+    at uniform's, so a lone point at that lr is no selection and "extend the grid" would be wrong advice."""
+    if len(s["curve"]) != 1 or s["strategy"] == REFERENCE:
+        return None
+    group = {x["strategy"]: x for x in selection if (x["model"], x["data"], x["budget"]) ==
+             (s["model"], s["data"], s["budget"])}
+    if not any(len(x["curve"]) > 1 for x in group.values()):
+        return None         # nothing swept in this group yet: the lone point may be the start of a sweep
+    parent = s["strategy"].split("[")[0].removeprefix("shuffled:")
+    for lender in (parent, REFERENCE):
+        x = group.get(lender)
+        if lender != s["strategy"] and x is not None and x["lr"] == s["lr"]:
+            return lender
+    return None
+
+
 def lr_table(selection: list[dict]) -> Table:
     """``stats.lr_selection`` rows: the dev-loss curve per strategy, the chosen lr and the bracketing check."""
     header = [text("strategy"), text("dev loss by lr"), text("selected lr"), text("bracketed"), text("note")]
     groups: dict[tuple, list[list[Cell]]] = {}
     for s in selection:
         curve = ", ".join(f"{lr:g}: {v:.4f}" if math.isfinite(v) else f"{lr:g}: diverged" for lr, v in s["curve"])
+        bracketed, note = ("yes" if s["bracketed"] else "no"), s["note"]
+        lender = _runs_at(s, selection)
+        if lender:
+            bracketed, note = DASH, f"not swept: runs at {lender}'s selected lr (protocol v2)"
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(
-            [ident(s["strategy"]), text(curve or DASH), num(s["lr"], "g"), text("yes" if s["bracketed"] else "no"),
-             text(s["note"])])
+            [ident(s["strategy"]), text(curve or DASH), num(s["lr"], "g"), text(bracketed), text(note)])
     return Table(header, "lllll", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
 
 
@@ -404,10 +425,24 @@ def robustness_table(rows: list[dict], notes: bool = True) -> Table:
                                                    for (m, d, b, e), rs in groups.items()])
 
 
+def contrast_table(rows: list[dict]) -> Table:
+    """``stats.arm_contrast`` rows: arm minus reference arm, each at its own lr, paired by seed (one planned
+    contrast per group: unadjusted interval and p), with the verdict and the margin as the endpoint's."""
+    header = [text("contrast"), text("lr"), Cell("n", "$n$"), Cell("Δ", r"$\Delta$"), Cell("95 % CI", r"95\,\% CI"),
+              Cell("p", "$p$"), text("verdict")]
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["data"], r["budget"]), []).append(
+            [text(f"{r['strategy']} − {r['reference']}"), text(f"{r['lr']:g} / {r['ref_lr']:g}"),
+             num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"), interval(r["ci_low"], r["ci_high"]), pval(r["p"]),
+             text(r["verdict"])])
+    return Table(header, "llrrlrl", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
+
+
 def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: list[dict],
-                         robust: list[dict] = ()) -> list[str]:
+                         robust: list[dict] = (), contrasts: list[dict] = ()) -> list[str]:
     """The protocol-v2 sections of summary.md (empty when there is nothing to show)."""
-    if not (primary or secondary or selection or robust):
+    if not (primary or secondary or selection or robust or contrasts):
         return []
     out = ["## Learning-rate selection (dev split, seed 0)", "", table_markdown(lr_table(selection))] \
         if selection else []
@@ -427,4 +462,10 @@ def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: 
                 "arms and every seed; test-set sampling only, not training noise). × budget: the parameter "
                 "multiple at which uniform rank's frontier reaches the strategy's mean test loss (no "
                 "extrapolation).", "", table_markdown(robustness_table(robust))]
+    if contrasts:
+        out += ["## Planned contrast: allocation beyond the initialisation", "",
+                "eva (rho 2: EVA's initialisation and its rank redistribution) minus eva[rho1] (the same "
+                "initialisation, every module at rank r), test loss, each at its own selected lr, paired by seed; one "
+                f"pre-planned contrast, so no adjustment; \"equivalent\" when the interval lies inside "
+                f"±{EQUIVALENCE_MARGIN} nats.", "", table_markdown(contrast_table(contrasts))]
     return out

@@ -625,16 +625,18 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     assert "$-$0.1000" in table and "primary endpoint" in table and "secondary endpoint" in table
     # an interim analysis says how many of the planned strategies it covers, and the whole family needs no such note
     assert paper.main_endpoint_sentence(primary, planned=13).startswith(
-        "So far 2 of the 13 strategies that stages 2 and 3 compare with uniform rank have two or more paired seeds; "
+        "So far 2 of the 13 arms of the primary endpoint have two or more paired seeds; "
         "Holm's correction runs over these, the final analysis over all of them. With 3 paired seeds per strategy")
     assert paper.main_endpoint_sentence(primary, planned=2) == sentence
     assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
         paper.main_conclusion(primary, planned=13)
-    assert paper.main_abstract_endpoint(primary, 13) == (
-        "In its second stage so far, for the 2 of its 13 strategies with two or more paired seeds, Holm-adjusted "
-        "intervals of the test-loss difference to uniform rank, each strategy at its own learning rate, say: "
-        "\\texttt{attn\\_heavy} beats uniform rank; \\texttt{ffn\\_heavy} was inconclusive (no detectable "
-        "difference, not shown equivalent).")
+    verdicts = ("Holm-adjusted intervals of the test-loss difference to uniform rank, each arm at its own learning "
+                "rate, say: \\texttt{attn\\_heavy} beats uniform rank; \\texttt{ffn\\_heavy} was inconclusive (no "
+                "detectable difference, not shown equivalent).")
+    assert paper.main_abstract_endpoint(primary, 13) == "So far, with 3 paired seeds per arm and 2 of the 13 arms, " + verdicts
+    assert paper.main_abstract_endpoint(primary, 13, seeds=8) == (
+        "So far, with 3 of the 8 planned paired seeds per arm and 2 of the 13 arms, " + verdicts)
+    assert paper.main_abstract_endpoint(primary, 2, seeds=3) == "With 3 paired seeds per arm, " + verdicts
     # one seed per strategy: no interval, so no primary row
     assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [])
 
@@ -730,13 +732,13 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
 
 
 @pytest.mark.parametrize("extra, expected", [
-    (2, "Its first stage (28 cells, and 2 extending a learning-rate grid) is complete: on the development split "
+    (2, "Stage~1 (28 cells, and 2 extending a learning-rate grid) is complete: on the development split "
         "uniform rank does best at a learning rate of $3 \\times 10^{-4}$ (bracketed), 1.5 times the pilot's."),
-    (0, "Its first stage (28 cells) is complete: on the development split uniform rank does best at a learning rate "
+    (0, "Stage~1 (28 cells) is complete: on the development split uniform rank does best at a learning rate "
         "of $3 \\times 10^{-4}$ (bracketed), 1.5 times the pilot's.")])
-def test_main_abstract_sentence(extra, expected):
+def test_stage_one_sentence(extra, expected):
     from adaptive_lora import paper, stats
-    assert paper.main_abstract_sentence(stats.lr_selection(v2_cells()), 28, 2e-4, extra) == expected
+    assert paper.stage_one_sentence(stats.lr_selection(v2_cells()), 28, 2e-4, extra) == expected
 
 
 STAGE_TWO_YAML = """name: main
@@ -863,3 +865,78 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["fig:lr-curves"] > pages["paper@end-of-main-text"]     # stage 1's figure made way for the forest
     assert "\\texttt{attn\\_heavy}" in (d / "generated" / "main_endpoint_table.tex").read_text()
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()
+
+
+def endpoint_row(strategy, verdict, diff=0.0, lr=3e-3, ref_lr=3e-3, endpoint="primary", n=4):
+    return {"strategy": strategy, "verdict": verdict, "diff_mean": diff, "lr": lr, "ref_lr": ref_lr,
+            "endpoint": endpoint, "n_pairs": n}
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([("a", "equivalent"), ("b", "worse"), ("c", "no detectable difference"), ("eva", "better"),
+      ("eva[rho1]", "better"), ("adalora", "worse")],
+     "Of the 3 arms that only move rank and keep LoRA's default initialisation, none beat uniform rank: 1 was "
+     "equivalent to it, \\texttt{b} lost to it, and 1 was inconclusive."),
+    ([("a", "better"), ("b", "equivalent")],
+     "Of the 2 arms that only move rank and keep LoRA's default initialisation, \\texttt{a} beats uniform rank: 1 "
+     "was equivalent to it."),
+    ([("eva", "better")], "")])
+def test_allocation_finding_leaves_the_baselines_out(rows, expected):
+    from adaptive_lora import paper
+    assert paper.allocation_finding([endpoint_row(s, v) for s, v in rows]) == expected
+
+
+@pytest.mark.parametrize("verdict, n, expected", [
+    ("equivalent", 4, "equivalent within $\\pm$\\EquivalenceMargin{} nats: on this evidence EVA's gain comes from its "
+                      "data-driven initialisation at its own learning rate, not from where it puts rank."),
+    ("no detectable difference", 4, "which does not separate the two."),
+    ("equivalent", 1, None)])
+def test_init_finding_reads_the_planned_contrast(verdict, n, expected):
+    from adaptive_lora import paper
+    row = {"strategy": "eva", "reference": "eva[rho1]", "diff_mean": -0.0003, "ci_low": -0.0008, "ci_high": 0.0002,
+           "n_pairs": n, "verdict": verdict}
+    text = paper.init_finding(row, [endpoint_row("eva", "better", -0.02)])
+    if expected is None:
+        assert text == ""
+    else:
+        assert text == ("The planned contrast \\texttt{eva} minus \\texttt{eva[rho1]} (the same initialisation without "
+                        "redistribution), paired by seed, is $-0.0003$ nats (95\\,\\% CI $[-0.0008, +0.0002]$, $n = 4$; "
+                        "one contrast, unadjusted, written into the plan after the interim endpoint), " + expected)
+
+
+def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
+    from adaptive_lora import paper
+    primary = [endpoint_row("eva", "better", -0.0209, lr=3e-4), endpoint_row("a", "equivalent", 0.001),
+               endpoint_row("b", "no detectable difference", 0.002, lr=1e-3)]
+    secondary = [endpoint_row("eva", "worse", 0.0633, endpoint="secondary"),
+                 endpoint_row("a", "equivalent", 0.001, endpoint="secondary"),
+                 endpoint_row("b", "no detectable difference", 0.004, endpoint="secondary"),
+                 endpoint_row("eva", "worse", 0.05, endpoint="primary (seeds 0-3)")]
+    assert paper.lr_finding(primary, secondary) == (
+        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): \\texttt{eva} "
+        "goes from $-0.0209$ (better) at its own learning rate, $3 \\times 10^{-4}$, to $+0.0633$ (worse) at "
+        "uniform's, $3 \\times 10^{-3}$. A comparison at one shared learning rate would have reported the opposite.")
+    assert paper.lr_finding(primary[1:], secondary[1:3]) == (
+        "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no arm's "
+        "verdict changes.")
+    assert paper.lr_finding(primary, []) == ""
+
+
+def test_abstract_findings_and_planned_seeds(tmp_path):
+    from adaptive_lora import paper
+    contrast = {"strategy": "eva", "reference": "eva[rho1]", "diff_mean": -0.0003, "n_pairs": 4,
+                "verdict": "equivalent"}
+    primary = [endpoint_row("eva", "better", -0.0209, lr=3e-4)]
+    secondary = [endpoint_row("eva", "worse", 0.0633, endpoint="secondary")]
+    assert paper.abstract_findings(primary, secondary, contrast) == (
+        "\\texttt{eva}'s gain is the same without its rank redistribution (\\texttt{eva[rho1]}; difference $-0.0003$ "
+        "nats, equivalent), so on this evidence it comes from its initialisation, not from its allocation. At uniform's learning rate "
+        "the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): one shared learning rate would have "
+        "misled.")
+    assert paper.abstract_findings(primary, [], dict(contrast, verdict="no detectable difference")) == ""
+    grid = tmp_path / "main_post.yaml"
+    assert paper.seeds_planned(grid) == 4                        # no post-stage grid yet: the planned 4
+    grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
+                    "grid:\n- {seed: [4, 5, 6, 7], strategy: [uniform], lr: [0.003]}\n"
+                    "- {seed: [0], strategy: [uniform], lr: [0.001], budget: [r32]}\n")
+    assert paper.seeds_planned(grid) == 8

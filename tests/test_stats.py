@@ -1,4 +1,5 @@
 """Protocol-v2 statistics (adaptive_lora.stats) on synthetic results with hand-computed answers; v2 writers."""
+import json
 import math
 
 import numpy as np
@@ -521,3 +522,63 @@ def test_protocol_v2_reports_the_planned_seeds_beside_the_extra_ones():
     planned = {r["strategy"]: r for r in secondary if r["endpoint"] == PLANNED_SEEDS}
     assert planned["attn_heavy"]["seeds"] == [0, 1, 2] and planned["attn_heavy"]["diffs"] == pytest.approx(A_DIFF)
     assert planned["ffn_heavy"]["diffs"] == pytest.approx(B_DIFF)
+
+
+# ------------------------------------------------------------------------- families and the planned contrast
+def with_variant(r, **config):
+    """A copy of cell ``r`` as another arm of its strategy (``stats.VARIANTS`` fields in its config)."""
+    out = json.loads(json.dumps(r))
+    out["config"].update(config)
+    out["run_id"] += "-" + "-".join(f"{k}{v}" for k, v in config.items())
+    return out
+
+
+def test_scaling_ablation_is_a_holm_family_of_its_own():
+    """A stage-5 arm (non-default scaling) is compared with uniform in its own Holm family: the primary family's
+    rows, Holm p and adjusted intervals are exactly those without it (amendment 3 fixed that family)."""
+    base = v2_results()
+    fixed = [with_variant(r, scaling="fixed-alpha") for r in base if r["config"]["strategy"] == "attn_heavy"]
+    rows = stats.endpoint(base + fixed, which="primary")
+    assert [(r["strategy"], r["endpoint"]) for r in rows] == [
+        ("attn_heavy", "primary"), ("ffn_heavy", "primary"),
+        ("attn_heavy[fixed-alpha]", "primary, scaling ablation")]
+    for a, b in zip(rows[:2], stats.endpoint(base, which="primary")):
+        assert (a["p_holm"], a["adj_ci_low"], a["adj_ci_high"]) == (b["p_holm"], b["adj_ci_low"], b["adj_ci_high"])
+    alone = rows[2]     # a family of one: Holm leaves its p and interval unadjusted
+    assert alone["diff_mean"] == pytest.approx(-0.11) and alone["p_holm"] == pytest.approx(alone["p"])
+    assert (alone["adj_ci_low"], alone["adj_ci_high"]) == (alone["ci_low"], alone["ci_high"])
+    # the report keeps the primary rows to the primary family; the ablation goes with the secondary rows
+    primary, secondary, _ = report.protocol_v2(base + fixed)
+    assert [r["strategy"] for r in primary] == ["attn_heavy", "ffn_heavy"]
+    assert ("attn_heavy[fixed-alpha]", "primary, scaling ablation") in [(r["strategy"], r["endpoint"])
+                                                                        for r in secondary]
+
+
+def test_arm_contrast_pairs_two_arms_at_their_own_lrs():
+    """eva minus eva[rho1]-style contrast: each arm at its own dev-selected lr, paired by seed, unadjusted."""
+    base = v2_results()
+    rho1 = [with_variant(r, eva_rho=1.0) for r in base if r["config"]["strategy"] == "ffn_heavy"]
+    for r, d in zip([r for r in rho1 if r["config"]["lr"] == 3e-4], (0.002, -0.001, 0.002)):
+        r["eval_loss"] -= d          # ffn_heavy minus ffn_heavy[rho1] at 3e-4 = +0.002, -0.001, +0.002
+    row = stats.arm_contrast(base + rho1, "ffn_heavy", "ffn_heavy[rho1]")
+    assert (row["lr"], row["ref_lr"], row["n_pairs"], row["endpoint"]) == (3e-4, 3e-4, 3, "contrast")
+    assert row["diffs"] == pytest.approx([0.002, -0.001, 0.002]) and row["diff_mean"] == pytest.approx(0.001)
+    half = t2_q(0.975) * math.sqrt(0.003 ** 2 * 2 / 3 / 2) / math.sqrt(3)     # sd of (2, -1, 2) e-3 = sqrt(3) e-3
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(0.001 - half), pytest.approx(0.001 + half))
+    assert (row["adj_ci_low"], row["adj_ci_high"]) == (row["ci_low"], row["ci_high"]) and row["verdict"] == "equivalent"
+    assert stats.arm_contrast(base, "ffn_heavy", "ffn_heavy[rho1]")["n_pairs"] == 0     # no reference cell
+    md = writers.table_markdown(writers.contrast_table([row]))
+    assert "| ffn_heavy − ffn_heavy[rho1] | 0.0003 / 0.0003 | 3 | +0.0010 |" in md and "| equivalent |" in md
+
+
+def test_lr_table_says_which_arms_were_not_swept():
+    """An arm run at one lr, the lr of the arm it borrows from (its parent variant, else uniform), is not an lr
+    selection: no "extend the grid" advice. A lone point in a group where nothing was swept keeps it."""
+    base = v2_results()
+    extra = [cell("weight_norm", s, 3e-4, 2.45, 2.1) for s in range(3)] + \
+        [with_variant(r, eva_rho=1.0) for r in base if r["config"]["strategy"] == "attn_heavy"
+         and r["config"]["lr"] == 1e-4] + [cell("uniform", 0, 1e-3, 2.0, 2.0, budget="r1")]
+    md = writers.table_markdown(writers.lr_table(stats.lr_selection(base + extra)))
+    assert "| weight_norm | 0.0003: 2.4500 | 0.0003 | – | not swept: runs at uniform's selected lr (protocol v2) |" in md
+    assert "| attn_heavy[rho1] | 0.0001: 2.3000 | 0.0001 | – | not swept: runs at attn_heavy's selected lr" in md
+    assert "| uniform | 0.001: 2.0000 | 0.001 | no | not bracketed (no worse lr on either side): extend" in md
