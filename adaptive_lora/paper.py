@@ -1024,6 +1024,8 @@ def main_grid(ctx: Inputs) -> Section:
             "MainConclusionSentence": main_conclusion(primary, planned),
             "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds_planned()),
             "MainSeedsPlanned": str(seeds_planned()),
+            "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
+                                                                      if r.get("optimizer_steps")})]),
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
             "MainFindings": " ".join(x for x in (allocation_finding(primary), init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {

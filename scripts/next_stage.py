@@ -57,10 +57,12 @@ STAGE5_SCALING = "fixed-alpha"
 
 
 def primary_seeds(v2: list[dict], budget: str) -> tuple[int, float]:
-    """(n, sd): amendment 3's seeds per primary arm, from the pooled sd of the primary endpoint's paired dev-loss
-    differences over seeds 0-3 only (so n cannot move as later seeds land; the test loss is never read), for the
-    primary family of stage 2's arms, eva at rho 1 and the shuffled control."""
-    sd, _ = primary_dev_sd(planned_seeds(v2), budget)
+    """(n, sd): amendment 3's seeds per primary arm (the primary family: stage 2's arms, eva at rho 1 and the
+    shuffled control), from the pooled sd of the paired dev-loss differences over seeds 0-3 of the arms the rule
+    was applied to: stage 2's arms and eva at rho 1, complete when stages 2-3 are. Neither later seeds nor arms that
+    arrive with the post stage (the shuffled control, the scaling ablation) move n; the test loss is never read."""
+    applied = {*STAGE2, variant("eva", eva_rho=1.0)}
+    sd, _ = primary_dev_sd([r for r in planned_seeds(v2) if arm(r) in applied], budget)
     return seeds_for_margin(sd, m=PRIMARY_FAMILY), sd
 
 

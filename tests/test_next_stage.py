@@ -134,6 +134,12 @@ def test_amendment_3_counts_seeds_0_to_3_only():
                                                                                "uniform" else 0.0))
             for r in rs if r["config"]["seed"] == 1]
     assert next_stage.primary_seeds(rs, "r8")[0] == next_stage.primary_seeds(rs + late, "r8")[0] == 4
+    # ... nor arms that arrive with the post stage (the shuffled control, the scaling ablation) at seeds 0-3
+    post = [dict(r, config=dict(r["config"], strategy=f"shuffled:{r['config']['strategy']}"),
+                 dev_loss=r["dev_loss"] + 0.05 * r["config"]["seed"]) for r in rs if r["config"]["strategy"] == "gradient"]
+    post += [dict(r, config=dict(r["config"], scaling="fixed-alpha"), dev_loss=r["dev_loss"] - 0.04 * r["config"]["seed"])
+             for r in rs if r["config"]["strategy"] == "attn_heavy"]
+    assert next_stage.primary_seeds(rs + post, "r8") == next_stage.primary_seeds(rs, "r8")
     # ... nor the best layer profile / data-driven strategy (ties -> first name); seed 6 alone would pick others
     late += [dict(r, config=dict(r["config"], seed=6), dev_loss=0.0) for r in rs if r["config"]["seed"] == 1
              and r["config"]["strategy"] in ("linear_decay", "eva") and r["config"].get("eva_rho", 2.0) == 2.0]
