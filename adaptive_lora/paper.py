@@ -880,6 +880,8 @@ def verdict_clause(primary: list[dict]) -> str:
         ([f"{join_words(worse)} lost to it"] if worse else []) + \
         ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
         ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
+    if parts and not better:    # "it" needs uniform rank named first
+        parts[0] = parts[0].replace(" to it", " to uniform rank", 1)
     return "; ".join(parts) or "no strategy could be tested"
 
 
@@ -962,6 +964,26 @@ def allocation_finding(primary: list[dict]) -> str:
             + (f": {join_words(rest)}" if rest else "") + ".")
 
 
+def transfer_finding(rows: list[dict]) -> str:
+    """The primary comparison on the transfer set (``report.TRANSFER`` rows with two or more pairs): its verdicts,
+    and the mean difference of the arms trained below uniform's learning rate against the others (a description:
+    a lower learning rate moves the weights less, whatever the allocation)."""
+    rows = [r for r in rows if r["n_pairs"] >= 2]
+    if not rows:
+        return ""
+    low = [r for r in rows if r["lr"] < r["ref_lr"]]
+    rest = [r for r in rows if r["lr"] >= r["ref_lr"]]
+    text = (f"On the \\MainTransferExamples{{}} GSM8K test examples (transfer, a secondary metric; the transfer rows "
+            f"of Table~\\ref{{tab:main-endpoint}}), each arm at its own learning rate, {verdict_clause(rows)}.")
+    if low and rest:
+        lo, hi = mean([r["diff_mean"] for r in low]), mean([r["diff_mean"] for r in rest])
+        text += (f" The arms trained below uniform's learning rate ({join_words([tt(r['strategy']) for r in low])}) "
+                 f"differ from it by {tex_signed(lo)} nats on average, the others by {tex_signed(hi)}"
+                 + (": the transfer differences line up with the learning rate more than with the allocation."
+                    if lo < hi else "."))
+    return text
+
+
 def effect_word(primary: list[dict], name: str) -> str:
     """'gain' / 'loss' / 'effect': how arm ``name``'s primary verdict lets the text speak of its difference."""
     v = next((r["verdict"] for r in primary if r["strategy"] == name), None)
@@ -1007,7 +1029,7 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
 def main_grid(ctx: Inputs) -> Section:
     """The main grid's macros and its tables' bodies (the figures, captions and appendix prose around them are
     static, in paper/sections/). Stage 1 must be complete and one strategy must have two paired seeds."""
-    from .report import init_contrasts, protocol_v2_robustness
+    from .report import TRANSFER, init_contrasts, protocol_v2_robustness
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
     primary, secondary = main_endpoint_rows(main)     # once: the sentences and the tables share them
@@ -1024,6 +1046,7 @@ def main_grid(ctx: Inputs) -> Section:
             "MainConclusionSentence": main_conclusion(primary, planned),
             "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds_planned()),
             "MainSeedsPlanned": str(seeds_planned()),
+            "MainTransferSentence": transfer_finding([r for r in secondary if r["endpoint"] == TRANSFER]),
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
                                                                       if r.get("optimizer_steps")})]),
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),

@@ -24,13 +24,15 @@ from .writers import (BASELINES_SHOWN, CSV_COLUMNS, DASH, _csv_value, _f, _group
 
 
 PLANNED_SEEDS = "primary (seeds 0-3)"
+TRANSFER = "transfer loss"     # the primary comparison on the transfer set (main grid: 200 GSM8K test examples)
 
 
 def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[dict], list[dict], list[dict]]:
     """(primary rows, secondary rows, lr selection) over every group with protocol-v2 cells (``stats.is_v2``).
     Where the primary endpoint has run seeds beyond the planned ``SEEDS_MIN`` (amendment 3), the secondary rows
     also hold the primary endpoint over seeds 0 to SEEDS_MIN - 1 alone, the original plan (endpoint
-    ``PLANNED_SEEDS``). Arms of the scaling ablation (stage 5) are a Holm family of their own (``stats.endpoint``):
+    ``PLANNED_SEEDS``), and, where cells record a ``transfer_loss``, the primary comparison on it (endpoint
+    ``TRANSFER``: each arm at its own selected lr, Holm over the same family). Arms of the scaling ablation (stage 5) are a Holm family of their own (``stats.endpoint``):
     their rows go with the secondary ones, so the primary rows are exactly the primary family."""
     v2 = [r for r in results if is_v2(r)]
     primary, secondary = [], []
@@ -39,6 +41,9 @@ def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[di
         rows = endpoint(v2, which="primary", **where)
         primary += [r for r in rows if r["endpoint"] == "primary"]
         secondary += [r for r in rows if r["endpoint"] != "primary"] + endpoint(v2, which="secondary", **where)
+        if any(_finite(r.get("transfer_loss")) for r in v2 if group_key(r) == (model, data, budget)):
+            secondary += [dict(r, endpoint=TRANSFER) for r in endpoint(v2, which="primary", metric="transfer_loss",
+                                                                       **where) if r["endpoint"] == "primary"]
         if any(s >= SEEDS_MIN for r in rows for s in r["seeds"]):
             secondary += [dict(r, endpoint=PLANNED_SEEDS)
                           for r in endpoint(planned_seeds(v2), which="primary", **where) if r["endpoint"] == "primary"]

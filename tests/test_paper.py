@@ -718,7 +718,7 @@ def test_main_robustness_table_from_the_reports_statistics():
     (["better", "equivalent", "equivalent"], "\\texttt{a} beats uniform rank; \\texttt{b} and \\texttt{c} were "
                                              "equivalent to it within $\\pm$\\EquivalenceMargin{} nats"),
     (["worse", "no detectable difference", "equivalent"],
-     "\\texttt{a} lost to it; \\texttt{c} was equivalent to it within $\\pm$\\EquivalenceMargin{} nats; "
+     "\\texttt{a} lost to uniform rank; \\texttt{c} was equivalent to it within $\\pm$\\EquivalenceMargin{} nats; "
      "\\texttt{b} was inconclusive (no detectable difference, not shown equivalent)"),
     (["undetermined"], "no strategy could be tested")])
 def test_main_conclusion_names_each_verdict(verdicts, expected):
@@ -940,3 +940,18 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
                     "grid:\n- {seed: [4, 5, 6, 7], strategy: [uniform], lr: [0.003]}\n"
                     "- {seed: [0], strategy: [uniform], lr: [0.001], budget: [r32]}\n")
     assert paper.seeds_planned(grid) == 8
+
+
+def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_rest():
+    from adaptive_lora import paper
+    rows = [endpoint_row("a", "no detectable difference", -0.06, lr=1e-3, endpoint="transfer loss"),
+            endpoint_row("b", "worse", 0.02, endpoint="transfer loss"),
+            endpoint_row("c", "no detectable difference", 0.0, endpoint="transfer loss"),
+            endpoint_row("d", "undetermined", 0.0, endpoint="transfer loss", n=1)]
+    assert paper.transfer_finding(rows) == (
+        "On the \\MainTransferExamples{} GSM8K test examples (transfer, a secondary metric; the transfer rows of "
+        "Table~\\ref{tab:main-endpoint}), each arm at its own learning rate, \\texttt{b} lost to uniform rank; \\texttt{a} and "
+        "\\texttt{c} were inconclusive (no detectable difference, not shown equivalent). The arms trained below "
+        "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$: "
+        "the transfer differences line up with the learning rate more than with the allocation.")
+    assert paper.transfer_finding(rows[3:]) == ""
