@@ -916,6 +916,19 @@ def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seed
             f"learning rate, say: {verdict_clause(primary)}.")
 
 
+def secondary_rows(secondary: list[dict]) -> dict[str, dict]:
+    """{arm: row} of the secondary endpoint proper (every arm at uniform's lr) with two or more seed pairs."""
+    return {r["strategy"]: r for r in secondary if r["endpoint"] == "secondary" and r["n_pairs"] >= 2}
+
+
+def lr_flips(primary: list[dict], secondary: list[dict]) -> list[tuple[dict, dict]]:
+    """(primary row, secondary row) of the arms run at their own lr (not uniform's) whose verdict differs between
+    the two endpoints: where the learning rate alone decides the comparison."""
+    same = secondary_rows(secondary)
+    return [(r, same[r["strategy"]]) for r in primary
+            if r["strategy"] in same and r["lr"] != r["ref_lr"] and r["verdict"] != same[r["strategy"]]["verdict"]]
+
+
 def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict | None) -> str:
     """The abstract's reading of the planned EVA contrast (``init_finding``) and of the arms whose verdict the
     learning rate changes (``lr_finding``), in one or two short sentences; empty when neither applies."""
@@ -925,14 +938,12 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
                    "rank redistribution "
                    f"({tt(contrast['reference'])}; difference {tex_signed(contrast['diff_mean'])} nats, equivalent), "
                    "so on this evidence it comes from its initialisation, not from its allocation.")
-    same = {r["strategy"]: r for r in secondary if r["endpoint"] == "secondary" and r["n_pairs"] >= 2}
-    flips = [(r, same[r["strategy"]]) for r in primary
-             if r["strategy"] in same and r["lr"] != r["ref_lr"] and r["verdict"] != same[r["strategy"]]["verdict"]]
+    flips = lr_flips(primary, secondary)
     if flips:
         out.append("At uniform's learning rate the verdict would change for " + join_words(
             [f"{tt(a['strategy'])} ({b['verdict'] if b['verdict'] != 'no detectable difference' else 'inconclusive'}, "
              f"{tex_signed(b['diff_mean'])} nats)" for a, b in flips])
-            + ": one shared learning rate would have misled.")
+            + ": comparing at uniform's learning rate alone would have misled.")
     return " ".join(out)
 
 
@@ -1012,18 +1023,16 @@ def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
 def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     """Arms whose verdict changes when they run at uniform's learning rate instead of their own (primary against
     secondary endpoint, same seeds): the step-size confound in the test loss."""
-    same = {r["strategy"]: r for r in secondary if r["endpoint"] == "secondary" and r["n_pairs"] >= 2}
-    flips = [(r, same[r["strategy"]]) for r in primary
-             if r["strategy"] in same and r["lr"] != r["ref_lr"] and r["verdict"] != same[r["strategy"]]["verdict"]]
+    flips = lr_flips(primary, secondary)
     if not flips:
         return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no "
-                "arm's verdict changes.") if same else ""
+                "arm's verdict changes.") if secondary_rows(secondary) else ""
     word = {"no detectable difference": "inconclusive"}
     parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({word.get(a['verdict'], a['verdict'])}) "
              f"at its own learning rate, {fmt_lr(a['lr'])}, to {tex_signed(b['diff_mean'])} "
              f"({word.get(b['verdict'], b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
     return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): "
-            + "; ".join(parts) + ". A comparison at one shared learning rate would have reported the opposite.")
+            + "; ".join(parts) + ". A comparison at uniform's learning rate alone would have reported the opposite.")
 
 
 def main_grid(ctx: Inputs) -> Section:

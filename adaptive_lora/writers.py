@@ -447,10 +447,13 @@ def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: 
     out = ["## Learning-rate selection (dev split, seed 0)", "", table_markdown(lr_table(selection))] \
         if selection else []
     for title, rows in (("Primary endpoint: each strategy at its own selected lr", primary),
-                        ("Secondary endpoint: every strategy at uniform's selected lr", secondary)):
+                        ("Secondary endpoint (every strategy at uniform's selected lr) and further families, one "
+                         "group each: the primary comparison over seeds 0-3 alone, on the transfer loss, and the "
+                         "scaling ablation", secondary)):
         if rows:
             out += [f"## {title}", "",
-                    f"Δ = test loss, strategy − uniform, paired by seed (negative = better). Holm-adjusted CI: "
+                    f"Δ = test loss (the transfer set's loss in \"transfer loss\" groups), strategy − uniform, paired "
+                    f"by seed (negative = better); Holm within each group. Holm-adjusted CI: "
                     f"Holm step-down intervals (step k at level 1 − {ALPHA}/(m − k + 1), frozen at the first "
                     f"non-rejected step); the verdict follows the adjusted interval only: \"equivalent\" when it contains "
                     f"0 and lies inside ±{EQUIVALENCE_MARGIN} nats (the pre-specified margin).", "",

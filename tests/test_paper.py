@@ -915,7 +915,7 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
     assert paper.lr_finding(primary, secondary) == (
         "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): \\texttt{eva} "
         "goes from $-0.0209$ (better) at its own learning rate, $3 \\times 10^{-4}$, to $+0.0633$ (worse) at "
-        "uniform's, $3 \\times 10^{-3}$. A comparison at one shared learning rate would have reported the opposite.")
+        "uniform's, $3 \\times 10^{-3}$. A comparison at uniform's learning rate alone would have reported the opposite.")
     assert paper.lr_finding(primary[1:], secondary[1:3]) == (
         "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no arm's "
         "verdict changes.")
@@ -930,9 +930,9 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     secondary = [endpoint_row("eva", "worse", 0.0633, endpoint="secondary")]
     assert paper.abstract_findings(primary, secondary, contrast) == (
         "\\texttt{eva}'s gain is the same without its rank redistribution (\\texttt{eva[rho1]}; difference $-0.0003$ "
-        "nats, equivalent), so on this evidence it comes from its initialisation, not from its allocation. At uniform's learning rate "
-        "the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): one shared learning rate would have "
-        "misled.")
+        "nats, equivalent), so on this evidence it comes from its initialisation, not from its allocation. At "
+        "uniform's learning rate the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): comparing at "
+        "uniform's learning rate alone would have misled.")
     assert paper.abstract_findings(primary, [], dict(contrast, verdict="no detectable difference")) == ""
     grid = tmp_path / "main_post.yaml"
     assert paper.seeds_planned(grid) == 4                        # no post-stage grid yet: the planned 4
