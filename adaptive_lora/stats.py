@@ -985,13 +985,20 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
     return out
 
 
+FRONTIER_MIN_SEEDS = 2   # a protocol-v2 frontier point is a mean over seeds (stage 4 runs 3), not one lr-check cell
+
+
 def uniform_frontier(results: list[dict], model: str, data: str) -> list[tuple[float, float]]:
     """Uniform's [(mean trainable_params, mean eval_loss)] per budget of (model, data), sorted by params; protocol
-    v2 cells at uniform's selected lr per budget (``at_selected_lr``), pilot cells as they are."""
+    v2 cells at uniform's selected lr per budget (``at_selected_lr``), pilot cells as they are. A protocol-v2
+    budget counts once it has FRONTIER_MIN_SEEDS seeds there: before stage 4, uniform's r1 / r32 points would be the
+    single seed-0 cells of its lr check, too noisy for the multiplier the plan reads off the stage-4 frontier."""
     pts = []
     for key, cells in sorted(_cells(at_selected_lr(results), model, data).items()):
         uni = [r for r in cells if arm(r) == REFERENCE and _finite(r.get("eval_loss"))
                and _finite(r.get("trainable_params"))]
+        if any(is_v2(r) for r in uni) and len({r["config"]["seed"] for r in uni}) < FRONTIER_MIN_SEEDS:
+            continue
         if uni:
             pts.append((sum(r["trainable_params"] for r in uni) / len(uni),
                         sum(r["eval_loss"] for r in uni) / len(uni)))
