@@ -947,6 +947,16 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
     return " ".join(out)
 
 
+def stage_five_best(grid: Path | None = None) -> str:
+    """The best data-driven strategy (on dev) that stage 5 repeats, as the post-stage grid names it: its
+    non-default-scaling arms other than attn_heavy and ffn_heavy; "not yet chosen" before the grid exists."""
+    from .sweep import cells, load_grid
+    grid = grid or POST_GRID
+    names = sorted({c.strategy for c in cells(load_grid(grid)) if c.scaling != "constant"} - {"attn_heavy", "ffn_heavy"}
+                   ) if grid.exists() else []
+    return join_words([tt(x) for x in names]) or "not yet chosen"
+
+
 def seeds_planned(grid: Path | None = None) -> int:
     """Seeds per primary arm in the end: one more than the largest seed at MAIN_BUDGET in the post-stage grid
     (``scripts/next_stage.py`` wrote it by amendment 3's rule), else the planned SEEDS_MIN."""
@@ -1055,6 +1065,7 @@ def main_grid(ctx: Inputs) -> Section:
             "MainConclusionSentence": main_conclusion(primary, planned),
             "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds_planned()),
             "MainSeedsPlanned": str(seeds_planned()),
+            "MainStageFiveBest": stage_five_best(),
             "MainTransferSentence": transfer_finding([r for r in secondary if r["endpoint"] == TRANSFER]),
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
                                                                       if r.get("optimizer_steps")})]),

@@ -955,3 +955,13 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
         "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$: "
         "the transfer differences line up with the learning rate more than with the allocation.")
     assert paper.transfer_finding(rows[3:]) == ""
+
+
+def test_stage_five_best_is_read_from_the_post_grid(tmp_path):
+    from adaptive_lora import paper
+    grid = tmp_path / "main_post.yaml"
+    assert paper.stage_five_best(grid) == "not yet chosen"
+    grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
+                    "grid:\n- {seed: [0], strategy: [attn_heavy, ffn_heavy, gradient], lr: [0.001], "
+                    "scaling: [fixed-alpha]}\n- {seed: [0], strategy: [eva], lr: [0.0003]}\n")
+    assert paper.stage_five_best(grid) == "\\texttt{gradient}"
