@@ -4,7 +4,9 @@ For each strategy at its own dev-selected learning rate: test loss minus uniform
 paired seeds (``adaptive_lora.report.protocol_v2`` -> ``stats.endpoint``), with the unadjusted 95 % t interval
 (thick) and the Holm step-down interval (thin), sorted from lowest (best) to highest, a dashed line at zero,
 dotted lines at the pre-specified equivalence margin (+-0.01 nats, ``stats.EQUIVALENCE_MARGIN``) and the verdict
-(which follows the adjusted interval) on the right. Only strategies with at least two seed pairs are drawn; the
+(which follows the adjusted interval) on the right. An arm tuned to a learning rate other than uniform's also shows,
+in grey just below its row, the same comparison at uniform's learning rate (the secondary endpoint, unadjusted
+95 % interval): how much of its difference the learning rate alone decides. Only strategies with at least two seed pairs are drawn; the
 figure is skipped while none has.
 
 python scripts/fig_main_forest.py [--exp main] [--budget r8] [--out paper/figures] -> <out>/main_forest.{pdf,png}
@@ -21,30 +23,46 @@ from _plotting import difference_axis, figure, interval_row, load, parse_args, s
 from adaptive_lora.report import protocol_v2  # noqa: E402
 from adaptive_lora.stats import EQUIVALENCE_MARGIN  # noqa: E402
 
+GREY = "0.55"
+
 
 def fmt(x: float) -> str:
     return f"{x:+.4f}".replace("-", "\u2212")
 
 
-def rows_of(results: list[dict], budget: str) -> list[dict]:
-    primary, _, _ = protocol_v2(results)
+def rows_of(results: list[dict], budget: str) -> tuple[list[dict], dict[str, dict]]:
+    """(primary rows with two or more pairs, best first; {arm: secondary row} for the arms whose own lr is not
+    uniform's and that also ran at uniform's lr with two or more pairs)."""
+    primary, secondary, _ = protocol_v2(results)
     rows = [r for r in primary if r["budget"] == budget and r["n_pairs"] >= 2 and math.isfinite(r["diff_mean"])]
-    return sorted(rows, key=lambda r: (r["diff_mean"], r["strategy"]))
+    own = {r["strategy"] for r in rows if r["lr"] != r["ref_lr"]}
+    at_uniform = {r["strategy"]: r for r in secondary if r["budget"] == budget and r["endpoint"] == "secondary"
+                  and r["strategy"] in own and r["n_pairs"] >= 2 and math.isfinite(r["diff_mean"])}
+    return sorted(rows, key=lambda r: (r["diff_mean"], r["strategy"])), at_uniform
 
 
 def main(argv=None) -> int:
     a = parse_args(__doc__.split("\n")[0], argv, budget=True, default_exp="main")
     budget = a.budget or "r8"
-    rows = rows_of(load(a.exp), budget)
+    rows, at_uniform = rows_of(load(a.exp), budget)
     if not rows:
         for ext in ("pdf", "png"):   # a figure of cells that are gone would be stale
             (Path(a.out) / f"main_forest.{ext}").unlink(missing_ok=True)
         return skip(f"no strategy with two seed pairs at {budget} in results/{a.exp}/")
-    fig = figure(0.21 * len(rows) + 0.9)   # ~18 arms at r8 in under half a page
+    fig = figure(0.21 * len(rows) + 0.9 + 0.2 * bool(at_uniform))   # ~18 arms at r8 in under half a page
     ax = fig.add_subplot(1, 1, 1)
     y = list(range(len(rows)))[::-1]
     xs = [x for yi, r in zip(y, rows) for x in interval_row(ax, yi, r)]
+    for yi, r in zip(y, rows):    # the same arm at uniform's lr (secondary endpoint): grey, just below its row
+        sec = at_uniform.get(r["strategy"])
+        if sec is not None:
+            ax.plot([sec["ci_low"], sec["ci_high"]], [yi - 0.3] * 2, color=GREY, lw=1.2, solid_capstyle="butt")
+            ax.plot([sec["diff_mean"]], [yi - 0.3], "D", color=GREY, ms=3.5, zorder=3)
+            xs += [x for x in (sec["ci_low"], sec["ci_high"]) if math.isfinite(x)]
     difference_axis(ax, xs, len(rows), EQUIVALENCE_MARGIN)
+    if at_uniform:
+        ax.plot([], [], "D-", color=GREY, ms=3.5, lw=1.2, label="same arm at uniform's lr (95 % CI)")
+        fig.legend(loc="outside lower center", frameon=False)
     ax.set_yticks(y, [f"{r['strategy']} (lr {r['lr']:g}, n = {r['n_pairs']})" for r in rows])
     right = ax.twinx()
     right.set_ylim(ax.get_ylim())

@@ -660,6 +660,9 @@ def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
     assert round(fig.get_size_inches()[0], 3) == _plotting.WIDTH and _plotting.small_texts(fig) == []
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["attn_heavy (lr 0.0001, n = 3)", "ffn_heavy (lr 0.0003, n = 3)"]
+    # attn_heavy's own lr is not uniform's: the same comparison at uniform's lr (its test loss there: 9.0) in grey
+    grey = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "D" and len(ln.get_xdata())]
+    assert len(grey) == 1 and grey[0].get_xdata()[0] == pytest.approx(9.0 - (1.80 + 1.82 + 1.79) / 3)
     _plotting.plt.close(fig)
 
 
