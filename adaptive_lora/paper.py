@@ -907,8 +907,9 @@ def main_conclusion(primary: list[dict], planned: int | None = None) -> str:
 def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seeds: int | None = None) -> str:
     """The abstract's sentence on the primary endpoint so far; ``seeds``: the seeds per arm the plan runs in the
     end (amendment 3), named while fewer have landed."""
-    n = min(r["n_pairs"] for r in primary)
-    more_seeds = bool(seeds) and n < seeds
+    lo, hi = min(r["n_pairs"] for r in primary), max(r["n_pairs"] for r in primary)
+    n = str(lo) if lo == hi else f"{lo} to {hi}"
+    more_seeds = bool(seeds) and lo < seeds
     how = (f"{n} of the {seeds} planned paired seeds per arm" if more_seeds else f"{n} paired seeds per arm") + \
         (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
     lead = "So far, with " if more_seeds or interim(primary, planned) else "With "

@@ -637,6 +637,9 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     assert paper.main_abstract_endpoint(primary, 13, seeds=8) == (
         "So far, with 3 of the 8 planned paired seeds per arm and 2 of the 13 arms, " + verdicts)
     assert paper.main_abstract_endpoint(primary, 2, seeds=3) == "With 3 paired seeds per arm, " + verdicts
+    uneven = [dict(primary[0], n_pairs=2), primary[1]]
+    assert paper.main_abstract_endpoint(uneven, 2, seeds=8).startswith(
+        "So far, with 2 to 3 of the 8 planned paired seeds per arm, Holm-adjusted")
     # one seed per strategy: no interval, so no primary row
     assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [])
 
