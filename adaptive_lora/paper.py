@@ -749,7 +749,7 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
     n_extra = sum(len(s["curve"]) for s in swept) - len(planned)    # seed-0 cells beyond the grid: lr extensions
     chosen = [f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; bracketed)"
               for s in swept]
-    return {            "MainStageOneStrategies": str(len({c.strategy for c in planned})),
+    return {"MainStageOneStrategies": str(len({c.strategy for c in planned})),
             "MainStageOneLrs": join_words([fmt_lr(x) for x in sorted({c.lr for c in planned})]),
             "MainTrainingPathHash": tt(hashes[0]),
             "MainHashesAgree": "all share it" if len(hashes) == 1 else f"MIXED: {len(hashes)} hashes",
@@ -922,6 +922,11 @@ def secondary_rows(secondary: list[dict]) -> dict[str, dict]:
     return {r["strategy"]: r for r in secondary if r["endpoint"] == "secondary" and r["n_pairs"] >= 2}
 
 
+def short_verdict(verdict: str) -> str:
+    """A verdict as a word that fits in parentheses: "no detectable difference" -> "inconclusive"."""
+    return "inconclusive" if verdict == "no detectable difference" else verdict
+
+
 def lr_flips(primary: list[dict], secondary: list[dict]) -> list[tuple[dict, dict]]:
     """(primary row, secondary row) of the arms run at their own lr (not uniform's) whose verdict differs between
     the two endpoints: where the learning rate alone decides the comparison."""
@@ -942,29 +947,25 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
     flips = lr_flips(primary, secondary)
     if flips:
         out.append("At uniform's learning rate the verdict would change for " + join_words(
-            [f"{tt(a['strategy'])} ({b['verdict'] if b['verdict'] != 'no detectable difference' else 'inconclusive'}, "
-             f"{tex_signed(b['diff_mean'])} nats)" for a, b in flips])
+            [f"{tt(a['strategy'])} ({short_verdict(b['verdict'])}, {tex_signed(b['diff_mean'])} nats)"
+             for a, b in flips])
             + ": comparing at uniform's learning rate alone would have misled.")
     return " ".join(out)
 
 
-def stage_five_best(grid: Path | None = None) -> str:
-    """The best data-driven strategy (on dev) that stage 5 repeats, as the post-stage grid names it: its
-    non-default-scaling arms other than attn_heavy and ffn_heavy; "not yet chosen" before the grid exists."""
-    from .sweep import cells, load_grid
-    grid = grid or POST_GRID
-    names = sorted({c.strategy for c in cells(load_grid(grid)) if c.scaling != "constant"} - {"attn_heavy", "ffn_heavy"}
-                   ) if grid.exists() else []
+def stage_five_best(post: list) -> str:
+    """The best data-driven strategy (on dev) that stage 5 repeats, as the post-stage cells (``stage_two_cells`` of
+    POST_GRID) name it: their non-default-scaling arms other than attn_heavy and ffn_heavy; "not yet chosen" before
+    the grid exists."""
+    names = sorted({c.strategy for c in post if c.scaling != "constant"} - {"attn_heavy", "ffn_heavy"})
     return join_words([tt(x) for x in names]) or "not yet chosen"
 
 
-def seeds_planned(grid: Path | None = None) -> int:
-    """Seeds per primary arm in the end: one more than the largest seed at MAIN_BUDGET in the post-stage grid
-    (``scripts/next_stage.py`` wrote it by amendment 3's rule), else the planned SEEDS_MIN."""
-    from .sweep import cells, load_grid
-    grid = grid or POST_GRID
-    seeds = [c.seed for c in cells(load_grid(grid)) if c.budget == MAIN_BUDGET] if grid.exists() else []
-    return max(max(seeds, default=-1) + 1, MAIN_SEEDS)
+def seeds_planned(post: list) -> int:
+    """Seeds per primary arm in the end: one more than the largest seed at MAIN_BUDGET among the post-stage cells
+    (``stage_two_cells`` of POST_GRID, which ``scripts/next_stage.py`` wrote by amendment 3's rule), else the
+    planned SEEDS_MIN."""
+    return max(max((c.seed for c in post if c.budget == MAIN_BUDGET), default=-1) + 1, MAIN_SEEDS)
 
 
 def allocation_finding(primary: list[dict]) -> str:
@@ -1038,10 +1039,9 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     if not flips:
         return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no "
                 "arm's verdict changes.") if secondary_rows(secondary) else ""
-    word = {"no detectable difference": "inconclusive"}
-    parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({word.get(a['verdict'], a['verdict'])}) "
+    parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}) "
              f"at its own learning rate, {fmt_lr(a['lr'])}, to {tex_signed(b['diff_mean'])} "
-             f"({word.get(b['verdict'], b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
+             f"({short_verdict(b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
     return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): "
             + "; ".join(parts) + ". A comparison at uniform's learning rate alone would have reported the opposite.")
 
@@ -1055,8 +1055,8 @@ def main_grid(ctx: Inputs) -> Section:
     primary, secondary = main_endpoint_rows(main)     # once: the sentences and the tables share them
     if not primary:
         raise IncompleteResults("results/main/: no strategy has two paired seeds at its selected learning rate")
-    stage_two = stage_two_cells()
-    planned = len(planned_arms(stage_two + stage_two_cells(POST_GRID)))
+    stage_two, post = stage_two_cells(), stage_two_cells(POST_GRID)
+    planned, seeds = len(planned_arms(stage_two + post)), seeds_planned(post)
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
     rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
@@ -1064,9 +1064,9 @@ def main_grid(ctx: Inputs) -> Section:
     return {**main_grid_macros(main, selection, stage_two=stage_two), **rm,
             "MainEndpointSentence": main_endpoint_sentence(primary, planned),
             "MainConclusionSentence": main_conclusion(primary, planned),
-            "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds_planned()),
-            "MainSeedsPlanned": str(seeds_planned()),
-            "MainStageFiveBest": stage_five_best(),
+            "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds),
+            "MainSeedsPlanned": str(seeds),
+            "MainStageFiveBest": stage_five_best(post),
             "MainTransferSentence": transfer_finding([r for r in secondary if r["endpoint"] == TRANSFER]),
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
                                                                       if r.get("optimizer_steps")})]),

@@ -32,8 +32,9 @@ def protocol_v2(results: list[dict], allow_mixed: bool = False) -> tuple[list[di
     Where the primary endpoint has run seeds beyond the planned ``SEEDS_MIN`` (amendment 3), the secondary rows
     also hold the primary endpoint over seeds 0 to SEEDS_MIN - 1 alone, the original plan (endpoint
     ``PLANNED_SEEDS``), and, where cells record a ``transfer_loss``, the primary comparison on it (endpoint
-    ``TRANSFER``: each arm at its own selected lr, Holm over the same family). Arms of the scaling ablation (stage 5) are a Holm family of their own (``stats.endpoint``):
-    their rows go with the secondary ones, so the primary rows are exactly the primary family."""
+    ``TRANSFER``: each arm at its own selected lr, Holm over the same family). Arms of the scaling ablation
+    (stage 5) are a Holm family of their own (``stats.endpoint``): their rows go with the secondary ones, so the
+    primary rows are exactly the primary family."""
     v2 = [r for r in results if is_v2(r)]
     primary, secondary = [], []
     for model, data, budget in sorted({group_key(r) for r in v2}):

@@ -915,9 +915,9 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
     rows = [r for r in endpoint(cells, which=which, allow_mixed=allow_mixed) if r["n_pairs"] >= 2]
     if not rows:
         return []
-    # the model's family is the endpoint's (strategies with two seed pairs, and uniform): an arm with one seed so
-    # far would otherwise cut every block down to that seed while the grid runs seed by seed
-    # one model per Holm family of the endpoint (the primary family; the scaling ablation apart)
+    # one model per Holm family of the endpoint (the primary family; the scaling ablation apart), each over its
+    # strategies with two seed pairs and uniform: an arm with one seed so far would otherwise cut every block down
+    # to that seed while the grid runs seed by seed
     losses, by, fits = endpoint_losses(cells, which=which), {}, {}
     for fam in dict.fromkeys(r["endpoint"] for r in rows):
         family = {r["strategy"] for r in rows if r["endpoint"] == fam} | {REFERENCE}

@@ -6,8 +6,8 @@ paired seeds (``adaptive_lora.report.protocol_v2`` -> ``stats.endpoint``), with 
 dotted lines at the pre-specified equivalence margin (+-0.01 nats, ``stats.EQUIVALENCE_MARGIN``) and the verdict
 (which follows the adjusted interval) on the right. An arm tuned to a learning rate other than uniform's also shows,
 in grey just below its row, the same comparison at uniform's learning rate (the secondary endpoint, unadjusted
-95 % interval): how much of its difference the learning rate alone decides. Only strategies with at least two seed pairs are drawn; the
-figure is skipped while none has.
+95 % interval): how much of its difference the learning rate alone decides. Only strategies with at least two seed
+pairs are drawn; the figure is skipped while none has.
 
 python scripts/fig_main_forest.py [--exp main] [--budget r8] [--out paper/figures] -> <out>/main_forest.{pdf,png}
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import difference_axis, figure, interval_row, load, parse_args, save, skip  # noqa: E402
 
+from adaptive_lora.paper import secondary_rows  # noqa: E402
 from adaptive_lora.report import protocol_v2  # noqa: E402
 from adaptive_lora.stats import EQUIVALENCE_MARGIN  # noqa: E402
 
@@ -36,8 +37,8 @@ def rows_of(results: list[dict], budget: str) -> tuple[list[dict], dict[str, dic
     primary, secondary, _ = protocol_v2(results)
     rows = [r for r in primary if r["budget"] == budget and r["n_pairs"] >= 2 and math.isfinite(r["diff_mean"])]
     own = {r["strategy"] for r in rows if r["lr"] != r["ref_lr"]}
-    at_uniform = {r["strategy"]: r for r in secondary if r["budget"] == budget and r["endpoint"] == "secondary"
-                  and r["strategy"] in own and r["n_pairs"] >= 2 and math.isfinite(r["diff_mean"])}
+    at_uniform = {s: r for s, r in secondary_rows([r for r in secondary if r["budget"] == budget]).items()
+                  if s in own and math.isfinite(r["diff_mean"])}
     return sorted(rows, key=lambda r: (r["diff_mean"], r["strategy"])), at_uniform
 
 

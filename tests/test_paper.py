@@ -941,11 +941,11 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
         "uniform's learning rate alone would have misled.")
     assert paper.abstract_findings(primary, [], dict(contrast, verdict="no detectable difference")) == ""
     grid = tmp_path / "main_post.yaml"
-    assert paper.seeds_planned(grid) == 4                        # no post-stage grid yet: the planned 4
+    assert paper.seeds_planned(paper.stage_two_cells(grid)) == 4   # no post-stage grid yet: the planned 4
     grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
                     "grid:\n- {seed: [4, 5, 6, 7], strategy: [uniform], lr: [0.003]}\n"
                     "- {seed: [0], strategy: [uniform], lr: [0.001], budget: [r32]}\n")
-    assert paper.seeds_planned(grid) == 8
+    assert paper.seeds_planned(paper.stage_two_cells(grid)) == 8
 
 
 def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_rest():
@@ -966,8 +966,8 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
 def test_stage_five_best_is_read_from_the_post_grid(tmp_path):
     from adaptive_lora import paper
     grid = tmp_path / "main_post.yaml"
-    assert paper.stage_five_best(grid) == "not yet chosen"
+    assert paper.stage_five_best(paper.stage_two_cells(grid)) == "not yet chosen"
     grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
                     "grid:\n- {seed: [0], strategy: [attn_heavy, ffn_heavy, gradient], lr: [0.001], "
                     "scaling: [fixed-alpha]}\n- {seed: [0], strategy: [eva], lr: [0.0003]}\n")
-    assert paper.stage_five_best(grid) == "\\texttt{gradient}"
+    assert paper.stage_five_best(paper.stage_two_cells(grid)) == "\\texttt{gradient}"
