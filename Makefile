@@ -67,7 +67,6 @@ PAPER_DEBS := texlive-latex-base texlive-latex-recommended texlive-latex-extra t
 	latexmk chktex aspell aspell-en pandoc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RESULTS_DIR := $(or $(ADAPTIVE_LORA_RESULTS),results)
-LATEXMK := latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error
 
 paper-deps:
 	@dpkg -s $(PAPER_DEBS) >/dev/null 2>&1 || { \
@@ -82,7 +81,7 @@ paper: setup paper-deps
 	$(MAKE) --no-print-directory main-figures
 	$(PY) scripts/make_paper_numbers.py
 	mkdir -p paper/build
-	cd paper && $(LATEXMK) -outdir=build main.tex >build/latexmk.log 2>&1 || { tail -40 build/latexmk.log; exit 1; }
+	scripts/build_pdf.sh paper >paper/build/latexmk.log 2>&1 || { tail -40 paper/build/latexmk.log; exit 1; }
 	cp paper/build/main.pdf paper/main.pdf
 	$(PY) scripts/build_draft_md.py
 
