@@ -871,17 +871,18 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     return {"ReplicationSentence": sentence}, tex
 
 
-def verdict_clause(primary: list[dict]) -> str:
-    """The primary endpoint's verdicts in words: 'a beats uniform rank; b was equivalent to it ...'."""
+def verdict_clause(primary: list[dict], reference: str = "uniform rank") -> str:
+    """The endpoint's verdicts in words: 'a beats uniform rank; b was equivalent to it ...' (``reference``: what
+    the rows are compared with)."""
     def named(v: str) -> list[str]:
         return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
     better, worse, same, open_ = (named(v) for v in ("better", "worse", "equivalent", "no detectable difference"))
-    parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} uniform rank"] if better else []) + \
+    parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} {reference}"] if better else []) + \
         ([f"{join_words(worse)} lost to it"] if worse else []) + \
         ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
         ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
-    if parts and not better:    # "it" needs uniform rank named first
-        parts[0] = parts[0].replace(" to it", " to uniform rank", 1)
+    if parts and not better:    # "it" needs the reference named first
+        parts[0] = parts[0].replace(" to it", f" to {reference}", 1)
     return "; ".join(parts) or "no strategy could be tested"
 
 
@@ -1080,10 +1081,68 @@ def main_grid(ctx: Inputs) -> Section:
         "replications.tex": rep_tex}
 
 
+# The prior study's rows that our placements reproduce (EXPERIMENTS.md, Part 2, D): its "attention only" also
+# adapted mlp.c_proj (attention + FFN output), its "FFN only" adapted the FFN input alone.
+PRIOR_ROWS = {"attention_cproj": "attention only", "ffn_in": "FFN only"}
+
+
+def prior_finding(rows: list[dict]) -> str:
+    """Replication D in words, on the 500 held-out examples: the verdicts against all modules at the natural and
+    at the matched budget, then the prior study's two conclusions: (1) every subset of modules loses to all
+    modules; (2) attention matters more than the feed-forward layer, i.e. its "attention only" row lost less than
+    its "FFN only" row (an order of means at different budgets: descriptive, not one of the plan's tests)."""
+    held = [r for r in rows if r["endpoint"] == "transfer_loss"]
+    by = {(r["comparison"], r["strategy"]): r for r in held}
+    seeds = sorted({r["n_pairs"] for r in held})
+    kinds = [(k, [r for r in held if r["comparison"] == k]) for k in ("natural", "matched")]
+    n = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+    out = [f"On the \\DataAlpacaEval{{}} held-out examples, with {n} "
+           f"paired seeds and Holm's correction over the placements, "
+           + "; ".join(f"at {'their natural budgets' if k == 'natural' else 'the matched budget'}, "
+                       f"{verdict_clause(rs, 'all modules')}" for k, rs in kinds if rs) + "."]
+    natural, matched = dict(kinds)["natural"], dict(kinds)["matched"]
+    if natural:
+        kept = [[tt(r["strategy"]) for r in rs if r["verdict"] != "worse"] for rs in (natural, matched)]
+        verdict = (f"does not hold at the natural budgets for {join_words(kept[0])}" if kept[0]
+                   else "holds at the natural budgets")
+        if matched:
+            verdict += (f"; at the matched budget it does not hold for {join_words(kept[1])}" if kept[1]
+                        else ", and at the matched budget too, so it is not only a matter of budget")
+        tested = f" ({len(natural)} of its 3 placements tested so far)" if len(natural) < 3 else ""
+        out.append(f"The prior study's first conclusion, that adapting all modules beats adapting a subset of them, "
+                   f"{verdict}{tested}.")
+    if ("natural", "attention_cproj") in by and ("natural", "ffn_in") in by:
+        a, f = by[("natural", "attention_cproj")]["diff_mean"], by[("natural", "ffn_in")]["diff_mean"]
+        out.append(f"Its second, that attention matters more than the feed-forward layer, compared its ``attention "
+                   f"only'' row ({tt('attention_cproj')} here, {tex_signed(a)} nats) with its ``FFN only'' row "
+                   f"({tt('ffn_in')}, {tex_signed(f)} nats) at their natural budgets: the order "
+                   f"{'agrees' if a < f else 'is reversed'} (means, not a planned test).")
+    return " ".join(out)
+
+
+def prior_replication(ctx: Inputs) -> Section:
+    """Replication D (the prior study's setting, ``report.prior_setting``): its finding and its table, which
+    Appendix E shows. Comparisons with fewer than two seed pairs are left out."""
+    from .report import prior_setting
+    rows = [r for r in prior_setting(ctx.exps.get("replication_prior", [])) if r["n_pairs"] >= 2]
+    tex = HEADER.format(src="results/replication_prior/")
+    if not rows:
+        return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet."}, {
+            "prior_setting_table.tex": tex + "% no replication-D comparison with two seeds yet: no table\n"}
+    tex += ("\\begin{table}[htbp]\n\\centering\n\\caption{Replication~D, the prior study's setting: each placement "
+            "minus all modules (uniform rank at $r=16$), paired by seed, at its natural budget (rank~16 on its own "
+            "modules) and at the matched one; Holm over the placements within each group; the verdict follows the "
+            "adjusted interval.}\\label{tab:prior-setting}\n"
+            "\\setlength{\\PaperFitTables}{\\linewidth}\\small\n"
+            + writers.table_latex(writers.prior_setting_table(rows)) + "\\end{table}\n")
+    return {"PriorReplicationSentence": prior_finding(rows) + " Table~\\ref{tab:prior-setting} gives every comparison, "
+            "on the prior 20 examples too."}, {"prior_setting_table.tex": tex}
+
+
 # ------------------------------------------------------------------------------------------------ build
 SECTIONS = (title_page, protocol, data, model_and_budgets, prior_work, pilot_cells, pilot_verdicts, pilot_headline,
             shuffled_control, pilot_seed_spread, provenance, default_run, uniform_results, adalora,
-            budget_table, rank_maps, runs_table, main_grid)
+            budget_table, rank_maps, runs_table, main_grid, prior_replication)
 
 
 def numbers_tex(M: dict[str, str]) -> str:

@@ -107,24 +107,19 @@ def prior_setting_markdown(rows: list[dict]) -> list[str]:
     """summary.md's section for the prior setting (empty without prior-split cells)."""
     if not rows:
         return []
-    from .writers import endpoint_table, table_markdown
-    out = ["## The prior study's setting: placements against all modules (uniform)", "",
-           "Δ = loss of the placement − uniform's at the reference budget, paired by seed (negative = better); "
-           "natural = each placement at its own count (the prior comparison), matched = the same count. "
-           "transfer_loss = the 500 held-out examples (primary), eval_loss = the prior 20. Holm within each "
-           "comparison and metric; the verdict follows the adjusted interval.", ""]
-    for kind in ("natural", "matched"):
-        for metric in ("transfer_loss", "eval_loss"):
-            sub = [r for r in rows if r["comparison"] == kind and r["endpoint"] == metric]
-            if sub:
-                out += [f"### {kind} budgets, {metric}", "", table_markdown(endpoint_table(sub))]
-    return out
+    from .writers import prior_setting_table, table_markdown
+    return ["## The prior study's setting: placements against all modules (uniform)", "",
+            "Δ = loss of the placement − uniform's at the reference budget, paired by seed (negative = better); "
+            "natural = each placement at its own count (the prior comparison), matched = the same count. "
+            "Primary: the 500 held-out examples (transfer_loss); for the record: the prior 20 (eval_loss). Holm "
+            "within each comparison and metric; the verdict follows the adjusted interval.", "",
+            table_markdown(prior_setting_table(rows))]
 
 
 # Part 1 and its replications (EXPERIMENTS.md, Part 2), in the order the paper shows them: (experiment, label).
 REPLICATIONS = (("main", "part 1 (SmolLM2, Alpaca, 125 steps)"), ("replication_long", "A: 500 steps"),
                 ("replication_gsm8k", "B: GSM8K"), ("replication_gemma", "C: Gemma-3-270M"),
-                ("replication_prior", "D: prior setting (matched, 500 held-out)"))
+                ("replication_prior", "D: prior setting (matched budget)"))
 
 
 def replication_effects(exps: dict[str, list[dict]], budget: str = "r8") -> list[tuple[str, list[dict]]]:

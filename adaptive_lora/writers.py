@@ -439,6 +439,27 @@ def contrast_table(rows: list[dict]) -> Table:
     return Table(header, "llrrlrl", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
 
 
+PRIOR_METRICS = {"transfer_loss": "500 held-out examples (primary)", "eval_loss": "the prior 20 examples"}
+
+
+def prior_setting_table(rows: list[dict]) -> Table:
+    """``report.prior_setting`` rows: each placement minus all modules (uniform at the reference budget), paired by
+    seed, one group per (comparison, metric); a natural budget is printed as its parameter count."""
+    header = [text("placement"), text("budget"), Cell("n", "$n$"), Cell("Δ vs all modules", r"$\Delta$ vs.\ all"),
+              Cell("95 % CI", r"95\,\% CI"), Cell("Holm-adjusted CI", "Holm-adjusted CI"),
+              Cell("p (Holm)", r"$p_\mathrm{Holm}$"), text("verdict")]
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for r in rows:
+        b = str(r["budget"])
+        groups.setdefault((r["comparison"], r["endpoint"]), []).append(
+            [ident(r["strategy"]), text(b) if not b.isdigit() else num(int(b), ",d"), num(r["n_pairs"], "d"),
+             num(r["diff_mean"], "+.4f"), interval(r["ci_low"], r["ci_high"]),
+             interval(r["adj_ci_low"], r["adj_ci_high"]), pval(r["p_holm"]), text(r["verdict"])])
+    return Table(header, "lrrrllll", [(f"{kind} budget{'s' * (kind == 'natural')}, "
+                                       f"{PRIOR_METRICS.get(metric, metric)}", rs)
+                                      for (kind, metric), rs in groups.items()])
+
+
 def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: list[dict],
                          robust: list[dict] = (), contrasts: list[dict] = ()) -> list[str]:
     """The protocol-v2 sections of summary.md (empty when there is nothing to show)."""

@@ -42,7 +42,8 @@ def cost_table() -> str:
         text += ("\n\nProtocol-v2 grid cells as they ran (medians over the committed cells of each experiment, "
                  "model and kind of CPU, which cells record from 2026-12-01 on; the grids run 2 cells side by side, "
                  "1 thread each, beside other work; the test eval covers the 500 test examples, dev and transfer "
-                 "evals come on top):\n\n" + "\n".join(grids))
+                 "evals come on top; in `replication_prior` it covers the prior split's 20, 100 examples train for "
+                 "3 epochs and the 500 held-out are its transfer eval):\n\n" + "\n".join(grids))
     bench = ROOT / "benchmarks" / "results" / "latest.md"
     if bench.exists():
         text += "\n\nTraining throughput against stock PEFT + Trainer (`benchmarks/train_throughput.py`):\n\n"
@@ -51,14 +52,16 @@ def cost_table() -> str:
 
 
 def grid_cost_rows() -> list[str]:
-    """Markdown rows of the measured cost of protocol-v2 cells, one per (experiment, model, kind of CPU) under
-    results/ (``provenance.cpu_kind``: cells from before the CPU was recorded form their own row)."""
+    """Markdown rows of the measured cost of protocol-v2 cells and of replication D's (the prior split: 100
+    examples x 3 epochs, tested on its 20), one per (experiment, model, kind of CPU) under results/
+    (``provenance.cpu_kind``: cells from before the CPU was recorded form their own row)."""
     import statistics
     from adaptive_lora.provenance import cpu_kind
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for p in sorted((ROOT / "results").glob("*/*.json")):
         r = json.loads(p.read_text())
-        if not isinstance(r.get("config"), dict) or "dev_loss" not in r or "train_seconds" not in r:
+        if not isinstance(r.get("config"), dict) or "train_seconds" not in r or (
+                "dev_loss" not in r and r["config"].get("split") != "prior"):   # pilot-era cells: the table above
             continue
         kind = cpu_kind(r["provenance"]["machine"].get("cpu"))
         groups.setdefault((p.parent.name, r["config"]["model"], kind), []).append(r)

@@ -808,6 +808,8 @@ FULL_GRID_ARMS = [  # (arm's strategy, extra config, true effect on the test los
 FULL_REPLICATIONS = {"replication_long": ["uniform", "attn_heavy", "ffn_heavy", "gradient"],
                      "replication_gsm8k": ["uniform", "attn_heavy", "ffn_heavy", "gradient", "eva", "adalora"],
                      "replication_gemma": ["uniform", "attn_heavy", "ffn_heavy", "gradient"]}
+FULL_PRIOR = [("uniform", 0.0, None), ("attention_only", 0.03, "1843200"), ("attention_cproj", 0.01, "2856960"),
+              ("ffn_in", 0.02, "2027520")]   # replication D: (placement, effect at r16, natural budget)
 
 
 def full_grid_results(dst: Path) -> Path:
@@ -833,6 +835,7 @@ def full_grid_results(dst: Path) -> Path:
         shift = effect + noise + 0.02 * abs(math.log10(lr / 3e-3)) + 0.003 * seed
         r["eval_loss"] = template["eval_loss"] + shift
         r["dev_loss"] = template["dev_loss"] + shift
+        r["transfer_loss"] = template["transfer_loss"] + shift
         r["eval_example_losses"] = [[total * r["eval_loss"] / template["eval_loss"], tokens]   # [sum, tokens]
                                     for total, tokens in template["eval_example_losses"]]
         r["run_id"] = f"{strategy}-{'-'.join(f'{k}{v}' for k, v in extra.items())}-{budget}-{lr:g}-s{seed}"
@@ -855,6 +858,11 @@ def full_grid_results(dst: Path) -> Path:
         for strategy in strategies:
             for seed in range(4):
                 cell(exp, strategy, {}, seed, 3e-3, {s: e for s, x, e in FULL_GRID_ARMS if not x}[strategy])
+    for strategy, effect, natural in FULL_PRIOR:          # replication D: matched (r16) and natural budgets
+        for seed in range(5):
+            for budget, extra in (("r16", 0.0), (natural, 0.01)):
+                if budget:
+                    cell("replication_prior", strategy, {"split": "prior"}, seed, 2e-4, effect + extra, budget)
     return dst
 
 
@@ -889,6 +897,10 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["fig:lr-curves"] > pages["paper@end-of-main-text"]     # stage 1's figure made way for the forest
     assert "\\texttt{attn\\_heavy}" in (d / "generated" / "main_endpoint_table.tex").read_text()
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()
+    prior = (d / "generated" / "prior_setting_table.tex").read_text()
+    assert "\\texttt{attention\\_cproj} & 2{,}856{,}960 & 5 &" in prior and "natural budgets, 500 held-out" in prior
+    said = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["PriorReplicationSentence"]
+    assert "at their natural budgets" in said and "the order agrees" in said
 
 
 def endpoint_row(strategy, verdict, diff=0.0, lr=3e-3, ref_lr=3e-3, endpoint="primary", n=4):
@@ -926,6 +938,33 @@ def test_init_finding_reads_the_planned_contrast(verdict, n, expected):
         assert text == ("The planned contrast \\texttt{eva} minus \\texttt{eva[rho1]} (the same initialisation without "
                         "redistribution), paired by seed, is $-0.0003$ nats (95\\,\\% CI $[-0.0008, +0.0002]$, $n = 4$; "
                         "one contrast, unadjusted, written into the plan after the interim endpoint), " + expected)
+
+
+def prior_row(strategy, comparison, verdict, diff, n=5, endpoint="transfer_loss"):
+    return {**endpoint_row(strategy, verdict, diff, endpoint=endpoint, n=n), "comparison": comparison}
+
+
+@pytest.mark.parametrize("natural, matched, expected", [
+    ({"attention_cproj": ("worse", 0.02), "ffn_in": ("worse", 0.03), "attention_only": ("worse", 0.04)},
+     {"ffn_in": ("worse", 0.01)},
+     "holds at the natural budgets, and at the matched budget too, so it is not only a matter of budget."),
+    ({"attention_cproj": ("worse", 0.03), "ffn_in": ("no detectable difference", 0.01)},
+     {"ffn_in": ("equivalent", 0.0)},
+     "does not hold at the natural budgets for \\texttt{ffn\\_in}; at the matched budget it does not hold for "
+     "\\texttt{ffn\\_in} (2 of its 3 placements tested so far).")])
+def test_prior_finding_tests_the_prior_studys_conclusions(natural, matched, expected):
+    """Replication D in words: its first conclusion (all modules beat every subset) follows the adjusted verdicts
+    at the natural and matched budgets; its second (attention above FFN) is an order of means, said to be one."""
+    from adaptive_lora import paper
+    rows = [prior_row(s, "natural", v, d) for s, (v, d) in natural.items()] + \
+        [prior_row(s, "matched", v, d) for s, (v, d) in matched.items()] + \
+        [prior_row("ffn_in", "natural", "better", -1.0, endpoint="eval_loss")]    # the prior 20: not the primary
+    text = paper.prior_finding(rows)
+    assert text.startswith("On the \\DataAlpacaEval{} held-out examples, with 5 paired seeds")
+    assert "The prior study's first conclusion, that adapting all modules beats adapting a subset of them, " \
+        + expected in text
+    a, f = natural["attention_cproj"][1], natural["ffn_in"][1]
+    assert f"the order {'agrees' if a < f else 'is reversed'} (means, not a planned test)." in text
 
 
 def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():

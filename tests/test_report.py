@@ -375,7 +375,8 @@ def test_prior_setting_section_compares_natural_and_matched_budgets():
         pytest.approx([0.1, 0.101, 0.104])
     assert got[("matched", "transfer_loss", "attention_only", "r16")]["diff_mean"] == pytest.approx(0.02)
     md = "\n".join(report.prior_setting_markdown(rows))
-    assert "### natural budgets, transfer_loss" in md and "### matched budgets, eval_loss" in md
+    assert "**natural budgets, 500 held-out examples (primary)**" in md and "**matched budget, the prior 20" in md
+    assert "| attention_only | 1,843,200 | 3 | +0.1017 |" in md
     assert report.prior_setting([r for r in rs if r["config"]["strategy"] != "uniform"]) == []   # no reference
 
 
