@@ -906,11 +906,16 @@ def main_conclusion(primary: list[dict], planned: int | None = None) -> str:
             "(Table~\\ref{tab:main-endpoint}).")
 
 
+def pairs_range(rows: list[dict]) -> str:
+    """The rows' paired-seed counts in words: "4", or "3 to 5" while the arms have landed unevenly."""
+    lo, hi = min(r["n_pairs"] for r in rows), max(r["n_pairs"] for r in rows)
+    return str(lo) if lo == hi else f"{lo} to {hi}"
+
+
 def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seeds: int | None = None) -> str:
     """The abstract's sentence on the primary endpoint so far; ``seeds``: the seeds per arm the plan runs in the
     end (amendment 3), named while fewer have landed."""
-    lo, hi = min(r["n_pairs"] for r in primary), max(r["n_pairs"] for r in primary)
-    n = str(lo) if lo == hi else f"{lo} to {hi}"
+    n, lo = pairs_range(primary), min(r["n_pairs"] for r in primary)
     more_seeds = bool(seeds) and lo < seeds
     how = (f"{n} of the {seeds} planned paired seeds per arm" if more_seeds else f"{n} paired seeds per arm") + \
         (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
@@ -1082,26 +1087,21 @@ def main_grid(ctx: Inputs) -> Section:
         "replications.tex": rep_tex}
 
 
-# The prior study's rows that our placements reproduce (EXPERIMENTS.md, Part 2, D): its "attention only" also
-# adapted mlp.c_proj (attention + FFN output), its "FFN only" adapted the FFN input alone.
-PRIOR_ROWS = {"attention_cproj": "attention only", "ffn_in": "FFN only"}
-
-
 def prior_finding(rows: list[dict]) -> str:
     """Replication D in words, on the 500 held-out examples: the verdicts against all modules at the natural and
     at the matched budget, then the prior study's two conclusions: (1) every subset of modules loses to all
     modules; (2) attention matters more than the feed-forward layer, i.e. its "attention only" row lost less than
-    its "FFN only" row (an order of means at different budgets: descriptive, not one of the plan's tests)."""
+    its "FFN only" row (an order of means at different budgets: descriptive, not one of the plan's tests). The
+    placements that reproduce its rows: its "attention only" also adapted mlp.c_proj (our attention_cproj), its
+    "FFN only" adapted the FFN input alone (our ffn_in)."""
     held = [r for r in rows if r["endpoint"] == "transfer_loss"]
     by = {(r["comparison"], r["strategy"]): r for r in held}
-    seeds = sorted({r["n_pairs"] for r in held})
-    kinds = [(k, [r for r in held if r["comparison"] == k]) for k in ("natural", "matched")]
-    n = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
-    out = [f"On the \\DataAlpacaEval{{}} held-out examples, with {n} "
+    natural, matched = ([r for r in held if r["comparison"] == k] for k in ("natural", "matched"))
+    out = [f"On the \\DataAlpacaEval{{}} held-out examples, with {pairs_range(held)} "
            f"paired seeds and Holm's correction over the placements, "
-           + "; ".join(f"at {'their natural budgets' if k == 'natural' else 'the matched budget'}, "
-                       f"{verdict_clause(rs, 'all modules')}" for k, rs in kinds if rs) + "."]
-    natural, matched = dict(kinds)["natural"], dict(kinds)["matched"]
+           + "; ".join(f"at {where}, {verdict_clause(rs, 'all modules')}"
+                       for where, rs in (("their natural budgets", natural), ("the matched budget", matched)) if rs)
+           + "."]
     if natural:
         kept = [[tt(r["strategy"]) for r in rs if r["verdict"] != "worse"] for rs in (natural, matched)]
         verdict = (f"does not hold at the natural budgets for {join_words(kept[0])}" if kept[0]
