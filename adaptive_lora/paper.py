@@ -852,15 +852,54 @@ def main_endpoint_sentence(primary: list[dict], planned: int | None = None) -> s
             "Appendix~\\ref{app:main-robustness}) give: " + "; ".join(parts) + ".")
 
 
+def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> tuple[str, bool]:
+    """Of part 1's verdicts on the arms a replication repeats, how many it kept: ("kept 1 of 3 (a) and reversed b
+    (worse in part 1)", whether any other changed); ``names=False`` leaves out the kept arms' names. Kept: the
+    same verdict, inconclusive included; reversed: better <-> worse. ("", False) if the two share no arm."""
+    first = {r["strategy"]: r["verdict"] for r in part1}
+    both = [(r["strategy"], first[r["strategy"]], r["verdict"]) for r in rows if r["strategy"] in first]
+    if not both:
+        return "", False
+    kept = [tt(s) for s, a, b in both if a == b]
+    flipped = [f"{tt(s)} ({short_verdict(a)} in part~1)" for s, a, b in both if {a, b} == {"better", "worse"}]
+    text = f"kept {len(kept)} of {len(both)}" + (f" ({join_words(kept)})" if kept and names else "") + \
+        (f" and reversed {join_words(flipped)}" if flipped else "")
+    return text, len(kept) + len(flipped) < len(both)
+
+
 def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
-    """The replications' status sentence (macro) and replications.tex (their figure once drawn)."""
-    from .report import REPLICATIONS
-    done = [(label, len([r for r in exps.get(exp, []) if "eval_loss" in r])) for exp, label in REPLICATIONS[1:]]
-    ran = [f"{label.split(':')[0]} ({n} cell{'s' * (n != 1)})" for label, n in done if n]
-    sentence = ("No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and "
-                "analysis." if not ran else
-                f"Replications with committed cells: {join_words(ran)}"
-                + (" (Figure~\\ref{fig:replications})." if pdf.exists() else "; none has two seeds per strategy yet."))
+    """The replications' sentences: Section 5's (for A-C, how many of part 1's verdicts on the arms each repeats
+    it kept, and which: EXPERIMENTS.md, "Did part 1's answer hold?"; for D its own verdicts, which amendment 5
+    reads against the prior study; the text names A-D) and the conclusion's (A-C, the counts), and
+    replications.tex (their figure once drawn)."""
+    from .report import REPLICATIONS, replication_effects
+    blocks = dict(replication_effects(exps))
+    part1 = blocks.get(REPLICATIONS[0][1], [])
+    said, short, waiting, empty, changed, prior = [], [], [], [], False, ""
+    for exp, label in REPLICATIONS[1:]:
+        letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
+        if (rows := blocks.get(label)) and exp == "replication_prior":
+            # D is read against the prior study (amendment 5), not against part 1: its own verdicts
+            prior = (f"In {letter} ({pairs_range(rows)} paired seeds, matched budget), "
+                     f"{verdict_clause(rows, 'all modules')}.")
+        elif rows:
+            (text, other), brief = agreement(part1, rows), agreement(part1, rows, names=False)[0]
+            said.append(f"{letter} ({pairs_range(rows)} paired seeds) {text or 'repeats none of its arms'}")
+            short.append(f"{letter} {brief or 'repeats none of its arms'}")
+            changed |= other
+        elif cells:
+            waiting.append(f"{letter} ({cells} cell{'s' * (cells != 1)})")
+        else:
+            empty.append(letter)
+    out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}"
+            f"{'; the others changed' if changed else ''}."] if said else []) + [prior] * bool(prior) + \
+        (["Figure~\\ref{fig:replications} shows the effects."] if pdf.exists() else []) + \
+        ([f"{join_words(waiting)} {'has' if len(waiting) == 1 else 'have'} no arm with two paired seeds yet."]
+         if waiting else []) + \
+        ([f"{join_words(empty)} {'has' if len(empty) == 1 else 'have'} no committed cell yet."] if empty else [])
+    sentence = " ".join(out) if said or prior or waiting else \
+        "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
+    conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
     tex = HEADER.format(src="results/replication_*/")
     if pdf.exists():
         tex += ("\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{replications}\n\\caption{Part~1's primary "
@@ -869,19 +908,24 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
                 "experiment's own family (thin); dotted: the equivalence margin.}\\label{fig:replications}\n\\end{figure}\n")
     else:
         tex += "% no replication with two seeds per strategy yet: no figure\n"
-    return {"ReplicationSentence": sentence}, tex
+    return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion}, tex
 
 
-def verdict_clause(primary: list[dict], reference: str = "uniform rank") -> str:
+def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted: tuple[str, ...] = ()) -> str:
     """The endpoint's verdicts in words: 'a beats uniform rank; b was equivalent to it ...' (``reference``: what
-    the rows are compared with)."""
+    the rows are compared with; verdicts in ``counted`` are given as a count, '3 were equivalent to it', where
+    the names would take too long)."""
     def named(v: str) -> list[str]:
         return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
+
+    def were_(v: str, names: list[str]) -> str:
+        return f"{len(names)} {'was' if len(names) == 1 else 'were'}" if v in counted else were(names)
     better, worse, same, open_ = (named(v) for v in ("better", "worse", "equivalent", "no detectable difference"))
     parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} {reference}"] if better else []) + \
         ([f"{join_words(worse)} lost to it"] if worse else []) + \
-        ([f"{were(same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
-        ([f"{were(open_)} inconclusive (no detectable difference, not shown equivalent)"] if open_ else [])
+        ([f"{were_('equivalent', same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
+        ([f"{were_('no detectable difference', open_)} inconclusive (no detectable difference, not shown "
+          "equivalent)"] if open_ else [])
     if parts and not better:    # "it" needs the reference named first
         parts[0] = parts[0].replace(" to it", f" to {reference}", 1)
     return "; ".join(parts) or "no strategy could be tested"
@@ -899,10 +943,12 @@ def tested_so_far(primary: list[dict], planned: int | None) -> str:
 
 
 def main_conclusion(primary: list[dict], planned: int | None = None) -> str:
-    """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;")."""
+    """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;"): the arms that
+    won or lost by name, the equivalent and inconclusive ones counted (Section 5 and the abstract name them)."""
     own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
     return (f"so far,{tested_so_far(primary, planned)} with at least {min(r['n_pairs'] for r in primary)} paired "
-            f"seeds per strategy and Holm-adjusted intervals, {verdict_clause(primary)} at {own} "
+            f"seeds per strategy and Holm-adjusted intervals, "
+            f"{verdict_clause(primary, counted=('equivalent', 'no detectable difference'))} at {own} "
             "(Table~\\ref{tab:main-endpoint}).")
 
 
@@ -1121,6 +1167,24 @@ def prior_finding(rows: list[dict]) -> str:
     return " ".join(out)
 
 
+def prior_conclusion(rows: list[dict]) -> str:
+    """The conclusion's sentence on replication D: whether "all modules beats every subset" survived the matched
+    budget (rows as for ``prior_finding``; empty while either comparison is missing)."""
+    held = [r for r in rows if r["endpoint"] == "transfer_loss"]
+    natural, matched = ([r for r in held if r["comparison"] == k] for k in ("natural", "matched"))
+    if not natural or not matched:
+        return ""
+    lost = all(r["verdict"] == "worse" for r in natural)
+    won = [tt(r["strategy"]) for r in matched if r["verdict"] == "better"]
+    first = ("In its own setting (replication~D), its conclusion that adapting all modules beats adapting a subset "
+             + ("held at the subsets' natural, smaller budgets" if lost else "did not hold even at the natural budgets"))
+    if won:
+        return first + f"{', but' if lost else ';'} at a matched budget {join_words(won)} beat all modules."
+    if all(r["verdict"] == "worse" for r in matched):
+        return first + " and at a matched budget too."
+    return first + "; at a matched budget no subset beat all modules."
+
+
 def prior_replication(ctx: Inputs) -> Section:
     """Replication D (the prior study's setting, ``report.prior_setting``): its finding and its table, which
     Appendix E shows. Comparisons with fewer than two seed pairs are left out."""
@@ -1128,7 +1192,8 @@ def prior_replication(ctx: Inputs) -> Section:
     rows = [r for r in prior_setting(ctx.exps.get("replication_prior", [])) if r["n_pairs"] >= 2]
     tex = HEADER.format(src="results/replication_prior/")
     if not rows:
-        return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet."}, {
+        return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet.",
+                "PriorConclusionSentence": ""}, {
             "prior_setting_table.tex": tex + "% no replication-D comparison with two seeds yet: no table\n"}
     tex += ("\\begin{table}[htbp]\n\\centering\n\\caption{Replication~D, the prior study's setting: each placement "
             "minus all modules (uniform rank at $r=16$), paired by seed, at its natural budget (rank~16 on its own "
@@ -1137,7 +1202,8 @@ def prior_replication(ctx: Inputs) -> Section:
             "\\setlength{\\PaperFitTables}{\\linewidth}\\small\n"
             + writers.table_latex(writers.prior_setting_table(rows)) + "\\end{table}\n")
     return {"PriorReplicationSentence": prior_finding(rows) + " Table~\\ref{tab:prior-setting} gives every comparison, "
-            "on the prior 20 examples too."}, {"prior_setting_table.tex": tex}
+            "on the prior 20 examples too.", "PriorConclusionSentence": prior_conclusion(rows)}, {
+        "prior_setting_table.tex": tex}
 
 
 # ------------------------------------------------------------------------------------------------ build

@@ -744,14 +744,17 @@ def test_main_robustness_table_from_the_reports_statistics():
 
 
 @pytest.mark.parametrize("verdicts, expected", [
-    (["better", "equivalent", "equivalent"], "\\texttt{a} beats uniform rank; \\texttt{b} and \\texttt{c} were "
+    (["better", "equivalent", "equivalent"], "\\texttt{a} beats uniform rank; 2 were "
                                              "equivalent to it within $\\pm$\\EquivalenceMargin{} nats"),
     (["worse", "no detectable difference", "equivalent"],
-     "\\texttt{a} lost to uniform rank; \\texttt{c} was equivalent to it within $\\pm$\\EquivalenceMargin{} nats; "
-     "\\texttt{b} was inconclusive (no detectable difference, not shown equivalent)"),
+     "\\texttt{a} lost to uniform rank; 1 was equivalent to it within $\\pm$\\EquivalenceMargin{} nats; "
+     "1 was inconclusive (no detectable difference, not shown equivalent)"),
+    (["equivalent", "worse", "better"], "\\texttt{c} beats uniform rank; \\texttt{b} lost to it; 1 was "
+                                        "equivalent to it within $\\pm$\\EquivalenceMargin{} nats"),
     (["undetermined"], "no strategy could be tested")])
 def test_main_conclusion_names_each_verdict(verdicts, expected):
-    """The conclusion's clause follows the primary endpoint's verdicts, equivalence (amendment 2) included."""
+    """The conclusion's clause follows the primary endpoint's verdicts, equivalence (amendment 2) included; the
+    winners and losers by name, the rest counted."""
     from adaptive_lora import paper
     rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
     assert paper.main_conclusion(rows) == (
@@ -1029,3 +1032,62 @@ def test_stage_five_best_is_read_from_the_post_grid(tmp_path):
                     "grid:\n- {seed: [0], strategy: [attn_heavy, ffn_heavy, gradient], lr: [0.001], "
                     "scaling: [fixed-alpha]}\n- {seed: [0], strategy: [eva], lr: [0.0003]}\n")
     assert paper.stage_five_best(paper.stage_two_cells(grid)) == "\\texttt{gradient}"
+
+
+@pytest.mark.parametrize("part1, rows, expected", [
+    ([("a", "better"), ("b", "worse"), ("c", "no detectable difference"), ("d", "equivalent")],
+     [("a", "better"), ("b", "better"), ("c", "no detectable difference"), ("d", "no detectable difference"),
+      ("e", "worse")],
+     ("kept 2 of 4 (\\texttt{a} and \\texttt{c}) and reversed \\texttt{b} (worse in part~1)", True)),
+    ([("a", "better")], [("a", "worse")], ("kept 0 of 1 and reversed \\texttt{a} (better in part~1)", False)),
+    ([("a", "no detectable difference")], [("a", "worse")], ("kept 0 of 1", True)),
+    ([("a", "better")], [("b", "better")], ("", False))])
+def test_agreement_counts_the_verdicts_a_replication_kept(part1, rows, expected):
+    """Kept: the same verdict (inconclusive included); reversed: better <-> worse; the flag: any other change;
+    arms part 1 did not test are left out."""
+    from adaptive_lora import paper
+    assert paper.agreement([endpoint_row(s, v) for s, v in part1], [endpoint_row(s, v) for s, v in rows]) == expected
+
+
+@pytest.mark.parametrize("natural, matched, expected", [
+    ({"a": "worse", "b": "worse"}, {"a": "better", "b": "worse"},
+     "held at the subsets' natural, smaller budgets, but at a matched budget \\texttt{a} beat all modules."),
+    ({"a": "worse"}, {"a": "worse"}, "held at the subsets' natural, smaller budgets and at a matched budget too."),
+    ({"a": "worse", "b": "equivalent"}, {"a": "no detectable difference"},
+     "did not hold even at the natural budgets; at a matched budget no subset beat all modules."),
+    ({"a": "worse"}, {}, None)])
+def test_prior_conclusion_reads_the_budget_effect(natural, matched, expected):
+    from adaptive_lora import paper
+    rows = [prior_row(s, "natural", v, 0.01) for s, v in natural.items()] + \
+        [prior_row(s, "matched", v, 0.01) for s, v in matched.items()] + \
+        [prior_row("a", "matched", "better", -1.0, endpoint="eval_loss")]    # the prior 20: not read
+    text = paper.prior_conclusion(rows)
+    assert text == ("" if expected is None else "In its own setting (replication~D), its conclusion that adapting "
+                    "all modules beats adapting a subset " + expected)
+
+
+def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_missing(tmp_path, monkeypatch):
+    from adaptive_lora import paper, report
+    blocks = [(report.REPLICATIONS[0][1], [endpoint_row("attn_heavy", "better"), endpoint_row("ffn_heavy", "worse"),
+                                           endpoint_row("attention_only", "worse")]),
+              (report.REPLICATIONS[1][1], [endpoint_row("attn_heavy", "equivalent", n=3),
+                                           endpoint_row("ffn_heavy", "worse")]),
+              (report.REPLICATIONS[4][1], [endpoint_row("attention_cproj", "better", n=5),
+                                           endpoint_row("attention_only", "better", n=5)])]
+    monkeypatch.setattr(report, "replication_effects", lambda exps: blocks)
+    exps = {"replication_long": [{"eval_loss": 1.0}] * 6, "replication_gsm8k": [{"eval_loss": 1.0}],
+            "replication_prior": [{"eval_loss": 1.0}] * 10}
+    (tmp_path / "replications.pdf").write_bytes(b"%PDF")
+    macros, tex = paper.replications(exps, tmp_path / "replications.pdf")
+    assert macros["ReplicationSentence"] == (
+        "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); the "
+        "others changed. In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
+        "\\texttt{attention\\_only} beat all modules. Figure~\\ref{fig:replications} shows the effects. B (1 cell) has no "
+        "arm with two paired seeds yet. C has no committed cell yet.")
+    assert "\\label{fig:replications}" in tex
+    assert macros["ReplicationConclusion"] == (
+        "Of part~1's verdicts, replication A kept 1 of 2.")
+    monkeypatch.setattr(report, "replication_effects", lambda exps: [])
+    macros, _ = paper.replications({}, tmp_path / "replications.pdf")
+    assert macros["ReplicationSentence"].startswith("No replication has a committed cell yet")
+    assert macros["ReplicationConclusion"] == ""
