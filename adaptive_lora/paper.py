@@ -733,7 +733,7 @@ def runs_table(ctx: Inputs) -> Section:
 
 
 def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID,
-                     stage_two: list = ()) -> dict[str, str]:
+                     stage_two: list = (), post: list = ()) -> dict[str, str]:
     """Macros of the main grid (protocol v2): stage 1 (complete, or ``IncompleteResults``), the training-path hash its
     cells share, and the learning rate chosen on the dev split per swept strategy (``swept``: ``stats.lr_curves`` of
     the ``lr_selection`` at MAIN_BUDGET, the rows the lr table shows; the test loss plays no part)."""
@@ -759,6 +759,7 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
             "MainTransferExamples": tex_int(planned[0].transfer_examples),
             "MainSameLrSentence": same_lr_sentence(swept),
             "MainStageTwoStatus": stage_two_status(done, stage_two),
+            "MainPostStatus": post_status(done, post),
             "MainStageOneSentence": stage_one_sentence(swept, len(planned), config_defaults()["lr"], n_extra),
             "MainLrSentence": ("The development split selects: " + "; ".join(chosen)
                                + "; Figure~\\ref{fig:lr-curves} and Table~\\ref{tab:lr-grid} give the curves.")}
@@ -796,6 +797,23 @@ def stage_two_status(done: set[str], planned: list) -> str:
     return (f"Stages 2 and 3 (every strategy at its own and at uniform's learning rate, seeds 0 to "
             f"{max(by_seed)}, run seed by seed) have {n_done} of their {len(planned)} cells committed"
             + (": " + "; ".join(parts) if parts else "") + ".")
+
+
+def post_status(done: set[str], post: list) -> str:
+    """Progress of the stage after 2-3 (``POST_GRID``, written by scripts/next_stage.py; empty before it exists):
+    its cells committed of planned, and how many of them are amendment 3's extra seeds of the primary comparisons."""
+    if not post:
+        return ""
+    extra = [c for c in post if c.seed >= MAIN_SEEDS and c.budget == MAIN_BUDGET]
+    ranks = sorted({c.budget for c in post if c.budget != MAIN_BUDGET}, key=lambda b: int(b.lstrip("r")))
+    what = ["the shuffled-rank control's seeds"] + \
+        ([f"a check of uniform's learning rate at {join_words([tt(b) for b in ranks])}"] if ranks else []) + \
+        ["the scaling ablation"] + \
+        ([f"under amendment~3 seeds {MAIN_SEEDS} to {max(c.seed for c in extra)} of the primary comparisons"]
+         if extra else [])
+    return (f"The next stage ({join_words(what)}) has {sum(c.run_id in done for c in post)} of its {len(post)} cells "
+            "committed" + (f", {sum(c.run_id in done for c in extra)} of the {len(extra)} extra-seed ones among them"
+                           if extra else "") + ".")
 
 
 def same_lr_sentence(selection: list[dict]) -> str:
@@ -1114,7 +1132,7 @@ def main_grid(ctx: Inputs) -> Section:
     contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
     rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
     header = HEADER.format(src="results/main/")
-    return {**main_grid_macros(main, selection, stage_two=stage_two), **rm,
+    return {**main_grid_macros(main, selection, stage_two=stage_two, post=post), **rm,
             "MainEndpointSentence": main_endpoint_sentence(primary, planned),
             "MainConclusionSentence": main_conclusion(primary, planned),
             "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds),
