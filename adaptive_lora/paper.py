@@ -1185,16 +1185,22 @@ def prior_finding(rows: list[dict]) -> str:
     return " ".join(out)
 
 
-def prior_conclusion(rows: list[dict]) -> str:
+# replication D's placements in words, for the abstract (where the placement names are not yet defined)
+PLACEMENT_WORDS = {"attention_cproj": "its ``attention only'' modules", "attention_only": "the attention projections alone",
+                   "ffn_in": "its ``FFN only'' modules"}
+
+
+def prior_conclusion(rows: list[dict], words: dict[str, str] | None = None) -> str:
     """The conclusion's sentence on replication D: whether "all modules beats every subset" survived the matched
-    budget (rows as for ``prior_finding``; empty while either comparison is missing)."""
+    budget (rows as for ``prior_finding``; empty while either comparison is missing). ``words``: the placements
+    described rather than named (the abstract's ``PLACEMENT_WORDS``)."""
     held = [r for r in rows if r["endpoint"] == "transfer_loss"]
     natural, matched = ([r for r in held if r["comparison"] == k] for k in ("natural", "matched"))
     if not natural or not matched:
         return ""
     lost = all(r["verdict"] == "worse" for r in natural)
-    won = [tt(r["strategy"]) for r in matched if r["verdict"] == "better"]
-    first = ("In its own setting (replication~D), its conclusion that adapting all modules beats adapting a subset "
+    won = [(words or {}).get(r["strategy"]) or tt(r["strategy"]) for r in matched if r["verdict"] == "better"]
+    first = (f"In its own setting{' (replication~D)' * (words is None)}, its conclusion that adapting all modules beats adapting a subset "
              + ("held at the subsets' natural, smaller budgets" if lost else "did not hold even at the natural budgets"))
     if won:
         return first + f"{', but' if lost else ';'} at a matched budget {join_words(won)} beat all modules."
@@ -1211,7 +1217,7 @@ def prior_replication(ctx: Inputs) -> Section:
     tex = HEADER.format(src="results/replication_prior/")
     if not rows:
         return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet.",
-                "PriorConclusionSentence": ""}, {
+                "PriorConclusionSentence": "", "PriorAbstractSentence": ""}, {
             "prior_setting_table.tex": tex + "% no replication-D comparison with two seeds yet: no table\n"}
     tex += ("\\begin{table}[htbp]\n\\centering\n\\caption{Replication~D, the prior study's setting: each placement "
             "minus all modules (uniform rank at $r=16$), paired by seed, at its natural budget (rank~16 on its own "
@@ -1220,7 +1226,8 @@ def prior_replication(ctx: Inputs) -> Section:
             "\\setlength{\\PaperFitTables}{\\linewidth}\\small\n"
             + writers.table_latex(writers.prior_setting_table(rows)) + "\\end{table}\n")
     return {"PriorReplicationSentence": prior_finding(rows) + " Table~\\ref{tab:prior-setting} gives every comparison, "
-            "on the prior 20 examples too.", "PriorConclusionSentence": prior_conclusion(rows)}, {
+            "on the prior 20 examples too.", "PriorConclusionSentence": prior_conclusion(rows),
+            "PriorAbstractSentence": prior_conclusion(rows, PLACEMENT_WORDS)}, {
         "prior_setting_table.tex": tex}
 
 

@@ -1064,6 +1064,8 @@ def test_prior_conclusion_reads_the_budget_effect(natural, matched, expected):
     text = paper.prior_conclusion(rows)
     assert text == ("" if expected is None else "In its own setting (replication~D), its conclusion that adapting "
                     "all modules beats adapting a subset " + expected)
+    described = paper.prior_conclusion(rows, {"a": "placement A"})
+    assert described == text.replace("\\texttt{a}", "placement A").replace(" (replication~D)", "")
 
 
 def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_missing(tmp_path, monkeypatch):
