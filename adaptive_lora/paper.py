@@ -733,7 +733,7 @@ def runs_table(ctx: Inputs) -> Section:
 
 
 def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID,
-                     stage_two: list = (), post: list = ()) -> dict[str, str]:
+                     stage_two: list = ()) -> dict[str, str]:
     """Macros of the main grid (protocol v2): stage 1 (complete, or ``IncompleteResults``), the training-path hash its
     cells share, and the learning rate chosen on the dev split per swept strategy (``swept``: ``stats.lr_curves`` of
     the ``lr_selection`` at MAIN_BUDGET, the rows the lr table shows; the test loss plays no part)."""
@@ -759,7 +759,6 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
             "MainTransferExamples": tex_int(planned[0].transfer_examples),
             "MainSameLrSentence": same_lr_sentence(swept),
             "MainStageTwoStatus": stage_two_status(done, stage_two),
-            "MainPostStatus": post_status(done, post),
             "MainStageOneSentence": stage_one_sentence(swept, len(planned), config_defaults()["lr"], n_extra),
             "MainLrSentence": ("The development split selects: " + "; ".join(chosen)
                                + "; Figure~\\ref{fig:lr-curves} and Table~\\ref{tab:lr-grid} give the curves.")}
@@ -799,13 +798,13 @@ def stage_two_status(done: set[str], planned: list) -> str:
             + (": " + "; ".join(parts) if parts else "") + ".")
 
 
-def post_status(done: set[str], post: list) -> str:
+def post_status(done: set[str], post: list, spec) -> str:
     """Progress of the stage after 2-3 (``POST_GRID``, written by scripts/next_stage.py; empty before it exists):
     its cells committed of planned, and how many of them are amendment 3's extra seeds of the primary comparisons."""
     if not post:
         return ""
     extra = [c for c in post if c.seed >= MAIN_SEEDS and c.budget == MAIN_BUDGET]
-    ranks = sorted({c.budget for c in post if c.budget != MAIN_BUDGET}, key=lambda b: int(b.lstrip("r")))
+    ranks = sorted({c.budget for c in post if c.budget != MAIN_BUDGET}, key=lambda b: budget_key(b, spec))
     what = ["the shuffled-rank control's seeds"] + \
         ([f"a check of uniform's learning rate at {join_words([tt(b) for b in ranks])}"] if ranks else []) + \
         ["the scaling ablation"] + \
@@ -961,7 +960,7 @@ def tested_so_far(primary: list[dict], planned: int | None) -> str:
 
 
 def main_conclusion(primary: list[dict], planned: int | None = None) -> str:
-    """The conclusion's clause on the main grid so far (follows "...and replicates the comparison;"): the arms that
+    """The conclusion's clause on the main grid so far (follows "...in a design with four replications;"): the arms that
     won or lost by name, the equivalent and inconclusive ones counted (Section 5 and the abstract name them)."""
     own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
     return (f"so far,{tested_so_far(primary, planned)} with at least {min(r['n_pairs'] for r in primary)} paired "
@@ -1132,7 +1131,8 @@ def main_grid(ctx: Inputs) -> Section:
     contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
     rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
     header = HEADER.format(src="results/main/")
-    return {**main_grid_macros(main, selection, stage_two=stage_two, post=post), **rm,
+    return {**main_grid_macros(main, selection, stage_two=stage_two), **rm,
+            "MainPostStatus": post_status({r["run_id"] for r in main}, post, ctx.spec),
             "MainEndpointSentence": main_endpoint_sentence(primary, planned),
             "MainConclusionSentence": main_conclusion(primary, planned),
             "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds),
@@ -1151,6 +1151,13 @@ def main_grid(ctx: Inputs) -> Section:
         "replications.tex": rep_tex}
 
 
+def prior_groups(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Replication D's rows on the 500 held-out examples (its primary metric), split into the natural-budget and
+    the matched-budget comparison."""
+    held = [r for r in rows if r["endpoint"] == "transfer_loss"]
+    return tuple([r for r in held if r["comparison"] == k] for k in ("natural", "matched"))
+
+
 def prior_finding(rows: list[dict]) -> str:
     """Replication D in words, on the 500 held-out examples: the verdicts against all modules at the natural and
     at the matched budget, then the prior study's two conclusions: (1) every subset of modules loses to all
@@ -1158,10 +1165,9 @@ def prior_finding(rows: list[dict]) -> str:
     its "FFN only" row (an order of means at different budgets: descriptive, not one of the plan's tests). The
     placements that reproduce its rows: its "attention only" also adapted mlp.c_proj (our attention_cproj), its
     "FFN only" adapted the FFN input alone (our ffn_in)."""
-    held = [r for r in rows if r["endpoint"] == "transfer_loss"]
-    by = {(r["comparison"], r["strategy"]): r for r in held}
-    natural, matched = ([r for r in held if r["comparison"] == k] for k in ("natural", "matched"))
-    out = [f"On the \\DataAlpacaEval{{}} held-out examples, with {pairs_range(held)} "
+    natural, matched = prior_groups(rows)
+    by = {(r["comparison"], r["strategy"]): r for r in natural + matched}
+    out = [f"On the \\DataAlpacaEval{{}} held-out examples, with {pairs_range(natural + matched)} "
            f"paired seeds and Holm's correction over the placements, "
            + "; ".join(f"at {where}, {verdict_clause(rs, 'all modules')}"
                        for where, rs in (("their natural budgets", natural), ("the matched budget", matched)) if rs)
@@ -1194,8 +1200,7 @@ def prior_conclusion(rows: list[dict], words: dict[str, str] | None = None) -> s
     """The conclusion's sentence on replication D: whether "all modules beats every subset" survived the matched
     budget (rows as for ``prior_finding``; empty while either comparison is missing). ``words``: the placements
     described rather than named (the abstract's ``PLACEMENT_WORDS``)."""
-    held = [r for r in rows if r["endpoint"] == "transfer_loss"]
-    natural, matched = ([r for r in held if r["comparison"] == k] for k in ("natural", "matched"))
+    natural, matched = prior_groups(rows)
     if not natural or not matched:
         return ""
     lost = all(r["verdict"] == "worse" for r in natural)

@@ -1099,10 +1099,12 @@ def test_post_status_counts_the_next_stages_cells_and_its_extra_seeds():
     from types import SimpleNamespace as C
 
     from adaptive_lora import paper
+    from adaptive_lora.models import model_spec
+    spec = model_spec("smollm2-135m")
     post = [C(seed=s, budget="r8", run_id=f"a{s}") for s in range(8)] + \
         [C(seed=0, budget=b, run_id=f"u{b}") for b in ("r32", "r1")]
-    assert paper.post_status({"a0", "a4", "a5", "ur1"}, post) == (
+    assert paper.post_status({"a0", "a4", "a5", "ur1"}, post, spec) == (
         "The next stage (the shuffled-rank control's seeds, a check of uniform's learning rate at \\texttt{r1} and "
         "\\texttt{r32}, the scaling ablation, and under amendment~3 seeds 4 to 7 of the primary comparisons) has 4 of "
         "its 10 cells committed, 2 of the 4 extra-seed ones among them.")
-    assert paper.post_status(set(), []) == ""
+    assert paper.post_status(set(), [], spec) == ""
