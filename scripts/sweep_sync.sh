@@ -10,7 +10,7 @@ if [ -n "$cells_only" ] && [ "$cells_only" != "--cells" ]; then
     echo "error: unknown option '$cells_only' (usage: scripts/sweep_sync.sh [name] [--cells])" >&2; exit 2
 fi
 root=$(git rev-parse --show-toplevel)
-wt="$root/../adaptive-lora-sweep"
+wt="$root/../adaptive-lora-sweep-$name"   # scripts/sweep_bg.sh: one worktree per grid
 cd "$root"
 mkdir -p "results/$name"
 cp -p "$wt/results/$name"/*.json "results/$name/" 2>/dev/null || true
