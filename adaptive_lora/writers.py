@@ -332,9 +332,10 @@ def endpoint_table(rows: list[dict], notes: bool = True) -> Table:
                                                          for (m, d, b, e), rs in groups.items()])
 
 
-def lr_grid_table(selection: list[dict]) -> Table:
+def lr_grid_table(selection: list[dict], titles: dict[tuple, str] | None = None) -> Table:
     """``stats.lr_selection`` rows as a grid: one column per learning rate run (dev loss, seed 0; the selected
-    one marked * / bold), then the selected lr and whether a worse lr brackets it on both sides."""
+    one marked * / bold), then the selected lr and whether a worse lr brackets it on both sides. One group per
+    (model, data, budget), captioned ``titles[key]`` where given, else "model, data, budget b"."""
     lrs = sorted({lr for s in selection for lr, _ in s["curve"]})
     header = [text("strategy")] + [Cell(f"{lr:g}", fmt_lr(lr)) for lr in lrs] + \
         [text("selected"), text("bracketed")]
@@ -353,7 +354,8 @@ def lr_grid_table(selection: list[dict]) -> Table:
         sel = Cell(f"{s['lr']:g}", fmt_lr(s["lr"])) if _finite(s["lr"]) else Cell(DASH, "--")
         row += [sel, text("yes" if s["bracketed"] else "no")]
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(row)
-    return Table(header, "l" + "r" * len(lrs) + "rl", [(f"{m}, {d}, budget {b}", rs)
+    titles = titles or {}
+    return Table(header, "l" + "r" * len(lrs) + "rl", [(titles.get((m, d, b), f"{m}, {d}, budget {b}"), rs)
                                                        for (m, d, b), rs in groups.items()])
 
 

@@ -1108,3 +1108,22 @@ def test_post_status_counts_the_next_stages_cells_and_its_extra_seeds():
         "\\texttt{r32}, the scaling ablation, and under amendment~3 seeds 4 to 7 of the primary comparisons) has 4 of "
         "its 10 cells committed, 2 of the 4 extra-seed ones among them.")
     assert paper.post_status(set(), [], spec) == ""
+
+
+def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
+    from adaptive_lora import paper
+    gemma = [dict(r, config=dict(r["config"], model="gemma3-270m")) for r in v2_cells()
+             if r["config"]["strategy"] == "uniform" and r["config"]["seed"] == 0]
+    one_lr = [r for r in v2_cells() if r["config"]["lr"] == 3e-4]     # arms run at a chosen lr only: no selection
+    tex = paper.replication_lr({"replication_gemma": gemma, "replication_prior": one_lr, "main": v2_cells()})
+    assert "\\section{Replications: learning-rate selection}\\label{app:replication-lr}" in tex
+    assert ("The development split selects: C, \\texttt{uniform}: $3 \\times 10^{-4}$ (development loss 2.4000; "
+            "not bracketed yet). Table~\\ref{tab:replication-lr} gives every value.") in tex
+    assert "cells of C: Gemma-3-270M by peak" in tex and "\\textbf{2.4000}" in tex and "2.5000" in tex
+    assert "smollm2" not in tex and "attn" not in tex       # part 1 and D have no row here
+    gsm = [dict(r, config=dict(r["config"], data="gsm8k")) for r in v2_cells() if r["config"]["seed"] == 0]
+    two = paper.replication_lr({"replication_gemma": gemma, "replication_gsm8k": gsm})
+    assert "selects: B, \\texttt{uniform}: $3 \\times 10^{-4}$" in two and "B, \\texttt{attn\\_heavy}: $10^{-4}$" in two
+    assert "cells of B: GSM8K and C: Gemma-3-270M" in two       # one captioned group per replication
+    assert "\\textit{B: GSM8K}" in two and "\\textit{C: Gemma-3-270M}" in two
+    assert "\\section" not in paper.replication_lr({"replication_prior": one_lr}).replace("% no", "")
