@@ -934,16 +934,13 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
     swept arm and every dev loss (``writers.lr_grid_table``, one group per replication). Only arms run at two or
     more lrs count (the others run at a chosen lr); a comment before any replication has swept one."""
     from .report import REPLICATIONS
-    selection, titles = [], {}
-    for exp, label in REPLICATIONS[1:]:
-        swept = [s for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r])
+    selection = [dict(s, replication=label) for exp, label in REPLICATIONS[1:]
+                 for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r])
                  if len(s["curve"]) > 1]
-        selection += swept
-        titles.update({(s["model"], s["data"], s["budget"]): label for s in swept})
     tex = HEADER.format(src="results/replication_*/")
     if not selection:
         return tex + "% no replication has swept a learning rate yet: no appendix section\n"
-    chosen = [f"{titles[s['model'], s['data'], s['budget']].split(':')[0]}, {tt(s['strategy'])}: "
+    chosen = [f"{s['replication'].split(':')[0]}, {tt(s['strategy'])}: "
               + (f"{fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; "
                  f"{'bracketed' if s['bracketed'] else 'not bracketed yet'})" if s["lr"] is not None else "none yet")
               for s in selection]
@@ -953,9 +950,9 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
         "grid does (Appendix~\\ref{app:main-lr}); the test set plays no part. The development split selects: "
         + "; ".join(chosen) + ". Table~\\ref{tab:replication-lr} gives every value.\n\n"
         "\\begin{table}[htbp]\n\\centering\n\\caption{Development loss (nats per token, seed~0) of the "
-        f"learning-rate cells of {join_words(sorted(set(titles.values())))} by peak learning rate; bold: the "
-        "selected learning rate (the argmin; ties go to the smaller one).}\\label{tab:replication-lr}\n\\small\n"
-        + writers.table_latex(writers.lr_grid_table(selection, titles)) + "\\end{table}\n")
+        f"learning-rate cells of {join_words(sorted({s['replication'] for s in selection}))} by peak learning rate; "
+        "bold: the selected learning rate (the argmin; ties go to the smaller one).}\\label{tab:replication-lr}\n\\small\n"
+        + writers.table_latex(writers.lr_grid_table(selection, group=lambda s: s["replication"])) + "\\end{table}\n")
 
 
 def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted: tuple[str, ...] = ()) -> str:

@@ -332,10 +332,11 @@ def endpoint_table(rows: list[dict], notes: bool = True) -> Table:
                                                          for (m, d, b, e), rs in groups.items()])
 
 
-def lr_grid_table(selection: list[dict], titles: dict[tuple, str] | None = None) -> Table:
+def lr_grid_table(selection: list[dict], group=None) -> Table:
     """``stats.lr_selection`` rows as a grid: one column per learning rate run (dev loss, seed 0; the selected
-    one marked * / bold), then the selected lr and whether a worse lr brackets it on both sides. One group per
-    (model, data, budget), captioned ``titles[key]`` where given, else "model, data, budget b"."""
+    one marked * / bold), then the selected lr and whether a worse lr brackets it on both sides. One captioned group
+    per ``group(row)`` (default: "model, data, budget b")."""
+    group = group or (lambda s: f"{s['model']}, {s['data']}, budget {s['budget']}")
     lrs = sorted({lr for s in selection for lr, _ in s["curve"]})
     header = [text("strategy")] + [Cell(f"{lr:g}", fmt_lr(lr)) for lr in lrs] + \
         [text("selected"), text("bracketed")]
@@ -353,10 +354,8 @@ def lr_grid_table(selection: list[dict], titles: dict[tuple, str] | None = None)
                 row.append(Cell(c.md + "*", rf"\textbf{{{c.tex}}}") if lr == s["lr"] else c)
         sel = Cell(f"{s['lr']:g}", fmt_lr(s["lr"])) if _finite(s["lr"]) else Cell(DASH, "--")
         row += [sel, text("yes" if s["bracketed"] else "no")]
-        groups.setdefault((s["model"], s["data"], s["budget"]), []).append(row)
-    titles = titles or {}
-    return Table(header, "l" + "r" * len(lrs) + "rl", [(titles.get((m, d, b), f"{m}, {d}, budget {b}"), rs)
-                                                       for (m, d, b), rs in groups.items()])
+        groups.setdefault(group(s), []).append(row)
+    return Table(header, "l" + "r" * len(lrs) + "rl", list(groups.items()))
 
 
 def fmt_lr(lr: float) -> str:

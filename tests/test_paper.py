@@ -812,6 +812,9 @@ FULL_GRID_ARMS = [  # (arm's strategy, extra config, true effect on the test los
 FULL_REPLICATIONS = {"replication_long": ["uniform", "attn_heavy", "ffn_heavy", "gradient"],
                      "replication_gsm8k": ["uniform", "attn_heavy", "ffn_heavy", "gradient", "eva", "adalora"],
                      "replication_gemma": ["uniform", "attn_heavy", "ffn_heavy", "gradient"]}
+FULL_REPLICATION_LRS = [("replication_long", ["uniform", "attn_heavy"], (1e-3, 9e-3)),   # beside 3e-3 (seeds 0-3)
+                        ("replication_gsm8k", ["uniform", "attn_heavy", "adalora"], (3e-4, 1e-3, 1e-2)),
+                        ("replication_gemma", ["uniform"], (3e-4, 1e-3, 1e-2))]
 FULL_PRIOR = [("uniform", 0.0, None), ("attention_only", 0.03, "1843200"), ("attention_cproj", 0.01, "2856960"),
               ("ffn_in", 0.02, "2027520")]   # replication D: (placement, effect at r16, natural budget)
 
@@ -862,6 +865,10 @@ def full_grid_results(dst: Path) -> Path:
         for strategy in strategies:
             for seed in range(4):
                 cell(exp, strategy, {}, seed, 3e-3, {s: e for s, x, e in FULL_GRID_ARMS if not x}[strategy])
+    for exp, strategies, lrs in FULL_REPLICATION_LRS:   # each replication's own lr selection (seed 0)
+        for strategy in strategies:
+            for lr in lrs:
+                cell(exp, strategy, {}, 0, lr, {s: e for s, x, e in FULL_GRID_ARMS if not x}[strategy])
     for strategy, effect, natural in FULL_PRIOR:          # replication D: matched (r16) and natural budgets
         for seed in range(5):
             for budget, extra in (("r16", 0.0), (natural, 0.01)):
@@ -899,6 +906,10 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["paper@end-of-main-text"] <= MAX_MAIN_TEXT_PAGES, (
         f"with the whole main grid the main text ends on page {pages['paper@end-of-main-text']}")
     assert pages["fig:lr-curves"] > pages["paper@end-of-main-text"]     # stage 1's figure made way for the forest
+    assert pages["tab:replication-lr"] > pages["paper@end-of-main-text"]  # the replications' lr choices: appendix
+    lrs = (d / "generated" / "replication_lr.tex").read_text()
+    assert "A, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs and "C, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs
+    assert all(f"\\textit{{{x}}}" in lrs for x in ("A: 500 steps", "B: GSM8K", "C: Gemma-3-270M"))
     assert "\\texttt{attn\\_heavy}" in (d / "generated" / "main_endpoint_table.tex").read_text()
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()
     prior = (d / "generated" / "prior_setting_table.tex").read_text()
