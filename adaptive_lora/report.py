@@ -142,6 +142,9 @@ def replication_effects(exps: dict[str, list[dict]], budget: str = "r8") -> list
     return out
 
 
+PAPER_TABLE_EXP = "pilot"   # the experiment whose strategy table the paper prints (paper.MAIN_EXP)
+
+
 def write_report(experiment: str, results: list[dict], summary_dir: Path, paper_dir: Path | None,
                  allow_mixed: bool = False) -> list[Path]:
     warns: list[str] = []
@@ -175,7 +178,9 @@ def cmd_report(a) -> int:
     results = load_results(a.experiment)
     if not results:
         raise UserError(f"no results in {results_root() / a.experiment}/")
-    paper_dir = None if a.no_paper else Path(a.paper_dir) if a.paper_dir else ROOT / "paper" / "generated"
+    # the paper prints one experiment's strategy table: reporting any other must not overwrite it unasked
+    default = ROOT / "paper" / "generated" if a.experiment == PAPER_TABLE_EXP else None
+    paper_dir = None if a.no_paper else Path(a.paper_dir) if a.paper_dir else default
     for p in write_report(a.experiment, results, results_root() / a.experiment, paper_dir,
                           getattr(a, "allow_mixed", False)):
         print(f"wrote {p}")

@@ -229,6 +229,9 @@ def test_report_cli_writes_summary_and_tables(sandbox, capsys):
         assert p.exists() and p.stat().st_size > 0, p
     assert main(["report", "nothing-here"]) == 2
     assert "no results" in capsys.readouterr().err
+    # another experiment's report leaves the paper's strategy table (the pilot's) alone unless asked
+    assert main(["report", "syn"]) == 0
+    assert "strategy_table" not in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------------- figures
