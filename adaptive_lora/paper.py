@@ -893,6 +893,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
     said, short, waiting, empty, changed, prior = [], [], [], [], False, ""
+    selecting = {s["replication"].split(":")[0] for s in replication_lr_rows(exps)}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
         letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
         if (rows := blocks.get(label)) and exp == "replication_prior":
@@ -905,7 +906,8 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
             short.append(f"{letter} {brief or 'repeats none of its arms'}")
             changed |= other
         elif cells:
-            waiting.append(f"{letter} ({cells} cell{'s' * (cells != 1)})")
+            waiting.append(f"{letter} ({cells} cell{'s' * (cells != 1)}"
+                           + ("; learning rates: Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
         else:
             empty.append(letter)
     out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}"
@@ -928,15 +930,20 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion}, tex
 
 
+def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
+    """``stats.lr_selection`` rows of the replications' arms run at two or more lrs (seed 0), each with its
+    replication's label (``report.REPLICATIONS``) as ``replication``."""
+    from .report import REPLICATIONS
+    return [dict(s, replication=label) for exp, label in REPLICATIONS[1:]
+            for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
+
+
 def replication_lr(exps: dict[str, list[dict]]) -> str:
     """replication_lr.tex: the appendix section with each replication's learning-rate selection on its own
     development split (seed 0; EXPERIMENTS.md, Part 2), as stage 1 of the main grid does it: the selected lr per
     swept arm and every dev loss (``writers.lr_grid_table``, one group per replication). Only arms run at two or
     more lrs count (the others run at a chosen lr); a comment before any replication has swept one."""
-    from .report import REPLICATIONS
-    selection = [dict(s, replication=label) for exp, label in REPLICATIONS[1:]
-                 for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r])
-                 if len(s["curve"]) > 1]
+    selection = replication_lr_rows(exps)
     tex = HEADER.format(src="results/replication_*/")
     if not selection:
         return tex + "% no replication has swept a learning rate yet: no appendix section\n"

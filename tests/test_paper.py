@@ -1088,15 +1088,16 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
               (report.REPLICATIONS[4][1], [endpoint_row("attention_cproj", "better", n=5),
                                            endpoint_row("attention_only", "better", n=5)])]
     monkeypatch.setattr(report, "replication_effects", lambda exps: blocks)
+    gemma = [r for r in v2_cells() if r["config"]["strategy"] == "uniform" and r["config"]["seed"] == 0]
     exps = {"replication_long": [{"eval_loss": 1.0}] * 6, "replication_gsm8k": [{"eval_loss": 1.0}],
-            "replication_prior": [{"eval_loss": 1.0}] * 10}
+            "replication_prior": [{"eval_loss": 1.0}] * 10, "replication_gemma": gemma}
     (tmp_path / "replications.pdf").write_bytes(b"%PDF")
     macros, tex = paper.replications(exps, tmp_path / "replications.pdf")
     assert macros["ReplicationSentence"] == (
         "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); the "
         "others changed. In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
-        "\\texttt{attention\\_only} beat all modules. Figure~\\ref{fig:replications} shows the effects. B (1 cell) has no "
-        "arm with two paired seeds yet. C has no committed cell yet.")
+        "\\texttt{attention\\_only} beat all modules. Figure~\\ref{fig:replications} shows the effects. B (1 cell) and C (2 "
+        "cells; learning rates: Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
     assert "\\label{fig:replications}" in tex
     assert macros["ReplicationConclusion"] == (
         "Of part~1's verdicts, replication A kept 1 of 2.")
