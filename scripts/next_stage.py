@@ -125,8 +125,9 @@ def stage1_lrs(stage1: dict, results: list[dict]) -> tuple[dict | None, dict[str
     grid_lrs = sorted(stage1["grid"][0]["lr"])
     incomplete = [s for s in swept if s in by and len(by[s]["curve"]) < len(grid_lrs)]
     if missing or incomplete:
-        raise SystemExit(f"stage 1 of {stage1['name']} is not finished: {', '.join(missing + incomplete)} still "
-                         f"have cells to run")
+        left = missing + incomplete
+        raise SystemExit(f"stage 1 of {stage1['name']} is not finished: {', '.join(left)} still "
+                         f"{'has' if len(left) == 1 else 'have'} cells to run")
     extend = [{"strategy": [s], "lr": [_sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
               for s in swept if not by[s]["bracketed"]]
     if extend:
