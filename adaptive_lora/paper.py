@@ -893,7 +893,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
     said, short, waiting, empty, changed, prior = [], [], [], [], False, ""
-    selecting = {s["replication"].split(":")[0] for s in replication_lr_rows(exps)}    # has an lr appendix row
+    selecting = {s["replication"].split(" ")[0] for s in replication_lr_rows(exps)}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
         letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
         if (rows := blocks.get(label)) and exp == "replication_prior":
@@ -932,9 +932,11 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
     """``stats.lr_selection`` rows of the replications' arms run at two or more lrs (seed 0), each with its
-    replication's label (``report.REPLICATIONS``) as ``replication``."""
+    replication's name as ``replication``: "C (Gemma-3-270M)" for the label "C: Gemma-3-270M" of
+    ``report.REPLICATIONS`` (chktex reads "C:" as a sentence that ends in a capital)."""
     from .report import REPLICATIONS
-    return [dict(s, replication=label) for exp, label in REPLICATIONS[1:]
+    named = {label: "{} ({})".format(*label.split(": ", 1)) for _, label in REPLICATIONS[1:]}
+    return [dict(s, replication=named[label]) for exp, label in REPLICATIONS[1:]
             for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
 
 
@@ -947,7 +949,7 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
     tex = HEADER.format(src="results/replication_*/")
     if not selection:
         return tex + "% no replication has swept a learning rate yet: no appendix section\n"
-    chosen = [f"{s['replication'].split(':')[0]}, {tt(s['strategy'])}: "
+    chosen = [f"{s['replication'].split(' ')[0]}, {tt(s['strategy'])}: "
               + (f"{fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; "
                  f"{'bracketed' if s['bracketed'] else 'not bracketed yet'})" if s["lr"] is not None else "none yet")
               for s in selection]

@@ -909,7 +909,7 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["tab:replication-lr"] > pages["paper@end-of-main-text"]  # the replications' lr choices: appendix
     lrs = (d / "generated" / "replication_lr.tex").read_text()
     assert "A, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs and "C, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs
-    assert all(f"\\textit{{{x}}}" in lrs for x in ("A: 500 steps", "B: GSM8K", "C: Gemma-3-270M"))
+    assert all(f"\\textit{{{x}}}" in lrs for x in ("A (500 steps)", "B (GSM8K)", "C (Gemma-3-270M)"))
     assert "\\texttt{attn\\_heavy}" in (d / "generated" / "main_endpoint_table.tex").read_text()
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()
     prior = (d / "generated" / "prior_setting_table.tex").read_text()
@@ -1131,11 +1131,11 @@ def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
     assert "\\section{Replications: learning-rate selection}\\label{app:replication-lr}" in tex
     assert ("The development split selects: C, \\texttt{uniform}: $3 \\times 10^{-4}$ (development loss 2.4000; "
             "not bracketed yet). Table~\\ref{tab:replication-lr} gives every value.") in tex
-    assert "cells of C: Gemma-3-270M by peak" in tex and "\\textbf{2.4000}" in tex and "2.5000" in tex
+    assert "cells of C (Gemma-3-270M) by peak" in tex and "\\textbf{2.4000}" in tex and "2.5000" in tex
     assert "smollm2" not in tex and "attn" not in tex       # part 1 and D have no row here
     gsm = [dict(r, config=dict(r["config"], data="gsm8k")) for r in v2_cells() if r["config"]["seed"] == 0]
     two = paper.replication_lr({"replication_gemma": gemma, "replication_gsm8k": gsm})
     assert "selects: B, \\texttt{uniform}: $3 \\times 10^{-4}$" in two and "B, \\texttt{attn\\_heavy}: $10^{-4}$" in two
-    assert "cells of B: GSM8K and C: Gemma-3-270M" in two       # one captioned group per replication
-    assert "\\textit{B: GSM8K}" in two and "\\textit{C: Gemma-3-270M}" in two
+    assert "cells of B (GSM8K) and C (Gemma-3-270M)" in two       # one captioned group per replication
+    assert "\\textit{B (GSM8K)}" in two and "\\textit{C (Gemma-3-270M)}" in two
     assert "\\section" not in paper.replication_lr({"replication_prior": one_lr}).replace("% no", "")
