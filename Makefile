@@ -51,10 +51,9 @@ figures: report
 # and the dev-loss-vs-lr figure, once it has cells; the replications' reports (results/replication_*/summary.md),
 # each once it has cells.
 MAIN_EXP := main
-REPLICATION_EXPS := replication_long replication_gsm8k replication_gemma replication_prior
 main-figures: setup
-	@for e in $(REPLICATION_EXPS); do if ls $(RESULTS_DIR)/$$e/*.json >/dev/null 2>&1; then \
-		$(PY) -m adaptive_lora report $$e --no-paper || exit 1; fi; done
+	@for d in $(RESULTS_DIR)/replication_*/; do if ls $$d*.json >/dev/null 2>&1; then \
+		$(PY) -m adaptive_lora report $$(basename $$d) --no-paper || exit 1; fi; done
 	@if ls $(RESULTS_DIR)/$(MAIN_EXP)/*.json >/dev/null 2>&1; then \
 		$(PY) -m adaptive_lora report $(MAIN_EXP) --no-paper && $(PY) scripts/fig_lr_curves.py --exp $(MAIN_EXP) && \
 		$(PY) scripts/fig_main_forest.py --exp $(MAIN_EXP) && $(PY) scripts/fig_replications.py; \

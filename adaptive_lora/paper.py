@@ -36,6 +36,7 @@ from pathlib import Path
 from . import stats
 from . import writers
 from .errors import UserError
+from .report import PAPER_TABLE_EXP
 from .writers import fmt_lr, seed_spread_text
 from .writers import latex_escape as escape
 
@@ -46,7 +47,7 @@ GRID = ROOT / "experiments" / "pilot.yaml"
 MAIN_GRID = ROOT / "experiments" / "main.yaml"
 STAGE_TWO_GRID = ROOT / "experiments" / "main_r8.yaml"    # written by scripts/next_stage.py after stage 1
 POST_GRID = ROOT / "experiments" / "main_post.yaml"       # written by scripts/next_stage.py after stages 2-3
-MAIN_EXP = "pilot"
+MAIN_EXP = PAPER_TABLE_EXP   # the pilot: its strategy table is the one `adaptive-lora report` writes for the paper
 DEFAULT_EXP = "default"
 MAIN_BUDGET = "r8"
 MAIN_SEEDS = stats.SEEDS_MIN   # seeds per cell of the main grid's stages 2-3 (scripts/next_stage.py SEEDS)
@@ -893,7 +894,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
     said, short, waiting, empty, changed, prior = [], [], [], [], False, ""
-    selecting = {s["replication"].split(" ")[0] for s in replication_lr_rows(exps)}    # has an lr appendix row
+    selecting = {s["letter"] for s in replication_lr_rows(exps)}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
         letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
         if (rows := blocks.get(label)) and exp == "replication_prior":
@@ -932,12 +933,15 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
     """``stats.lr_selection`` rows of the replications' arms run at two or more lrs (seed 0), each with its
-    replication's name as ``replication``: "C (Gemma-3-270M)" for the label "C: Gemma-3-270M" of
+    replication's ``letter`` and name as ``replication``: "C (Gemma-3-270M)" for the label "C: Gemma-3-270M" of
     ``report.REPLICATIONS`` (chktex reads "C:" as a sentence that ends in a capital)."""
     from .report import REPLICATIONS
-    named = {label: "{} ({})".format(*label.split(": ", 1)) for _, label in REPLICATIONS[1:]}
-    return [dict(s, replication=named[label]) for exp, label in REPLICATIONS[1:]
-            for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
+    out = []
+    for exp, label in REPLICATIONS[1:]:
+        letter, what = label.split(": ", 1)
+        out += [dict(s, letter=letter, replication=f"{letter} ({what})")
+                for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
+    return out
 
 
 def replication_lr(exps: dict[str, list[dict]]) -> str:
@@ -949,7 +953,7 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
     tex = HEADER.format(src="results/replication_*/")
     if not selection:
         return tex + "% no replication has swept a learning rate yet: no appendix section\n"
-    chosen = [f"{s['replication'].split(' ')[0]}, {tt(s['strategy'])}: "
+    chosen = [f"{s['letter']}, {tt(s['strategy'])}: "
               + (f"{fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; "
                  f"{'bracketed' if s['bracketed'] else 'not bracketed yet'})" if s["lr"] is not None else "none yet")
               for s in selection]

@@ -826,8 +826,9 @@ def add_sweep_parsers(sub) -> None:
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("report", help="summary statistics and the strategy table of an experiment")
     p.add_argument("experiment", help="experiment name (results/<name>/)")
-    p.add_argument("--paper-dir", default=None, help="folder for strategy_table.{tex,md} (default: paper/generated for the pilot, "
-                   "whose table the paper prints; none for other experiments)")
+    p.add_argument("--paper-dir", default=None,
+                   help="folder for strategy_table.{tex,md} (default: paper/generated for the pilot, whose table the "
+                        "paper prints; none for other experiments)")
     p.add_argument("--no-paper", action="store_true", help="write only results/<exp>/summary.{csv,md}")
     p.add_argument("--allow-mixed", action="store_true",
                    help="pair cells whose training-path hashes differ (marked MIXED TRAINING-PATH HASHES); "
