@@ -60,7 +60,7 @@ NA = "n/a"
 
 # files this module writes in paper/generated/ (strategy_table.* belongs to `adaptive-lora report`)
 OUTPUTS = ("numbers.tex", "prior_work_table.tex", "budget_table.tex", "runs_table.tex", "rank_maps.tex",
-           "main_lr_table.tex", "main_endpoint_table.tex", "main_robustness.tex", "replications.tex",
+           "main_lr_table.tex", "main_endpoint_table.tex", "main_secondary_table.tex", "main_robustness.tex", "replications.tex",
            "replication_lr.tex", "prior_setting_table.tex")
 KIND_SHORT = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
               "down_proj": "down", "c_attn": "c\\_attn", "c_proj": "c\\_proj", "c_fc": "c\\_fc"}
@@ -578,8 +578,18 @@ def provenance(ctx: Inputs) -> Section:
     for pkg in ("torch", "transformers", "peft"):
         M[f"Version{camel(pkg)}"] = escape(", ".join(sorted({p.get("packages", {}).get(pkg) for p in prov} - {None})))
     M["RunPrecision"] = escape(", ".join(sorted({str(r["config"].get("precision")) for r in runs})))
-    M["ResultCommits"] = str(len({p.get("git_commit") for p in prov} - {None}))
-    M["DirtyRuns"] = str(sum(1 for p in prov if p.get("git_dirty")))
+    every = [r.get("provenance") or {} for rs in ctx.exps.values() for r in rs]
+    M["ResultRuns"] = tex_int(len(every))
+    M["ResultExperiments"] = number_word(len(ctx.exps)).lower()
+    M["ResultCommits"] = str(len({p.get("git_commit") for p in every} - {None}))
+    dirty = sum(1 for p in every if p.get("git_dirty"))
+    M["DirtyRuns"] = "none" if not dirty else f"{dirty} of them"
+    v2 = [r for name, rs in ctx.exps.items() if name == "main" or name.startswith("replication_") for r in rs]
+    hashes = sorted({stats.training_path_hash(r) or "none" for r in v2})
+    M["ProtocolHashSentence"] = (
+        "" if not v2 else f"The {tex_int(len(v2))} runs of the main grid and its replications "
+        + (f"all carry one training-path hash, {tt(hashes[0])}." if len(hashes) == 1
+           else f"carry {len(hashes)} different training-path hashes."))
     return M, {}
 
 
@@ -852,6 +862,14 @@ def main_endpoint_rows(main: list[dict]) -> tuple[list[dict], list[dict]]:
     return keep(primary), keep(secondary)
 
 
+def primary_families(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Endpoint rows split for the paper's two endpoint tables (one table of all of them is taller than a page):
+    the primary families (the primary endpoint, its scaling ablation, its seeds 0-3), and the rest (secondary,
+    transfer)."""
+    first = [r for r in rows if r["endpoint"].startswith("primary")]
+    return first, [r for r in rows if not r["endpoint"].startswith("primary")]
+
+
 def main_endpoint_sentence(primary: list[dict], planned: int | None = None) -> str:
     """The primary endpoint's verdicts by group (the text around Figure main-forest); ``planned``: the strategies the
     primary endpoint will compare, so that an interim analysis says how many of them it covers."""
@@ -1107,7 +1125,7 @@ def transfer_finding(rows: list[dict]) -> str:
     low = [r for r in rows if r["lr"] < r["ref_lr"]]
     rest = [r for r in rows if r["lr"] >= r["ref_lr"]]
     text = (f"On the \\MainTransferExamples{{}} GSM8K test examples (transfer, a secondary metric; the transfer rows "
-            f"of Table~\\ref{{tab:main-endpoint}}), each arm at its own learning rate, {verdict_clause(rows)}.")
+            f"of Table~\\ref{{tab:main-secondary}}), each arm at its own learning rate, {verdict_clause(rows)}.")
     if low and rest:
         lo, hi = mean([r["diff_mean"] for r in low]), mean([r["diff_mean"] for r in rest])
         text += (f" The arms trained below uniform's learning rate ({join_words([tt(r['strategy']) for r in low])}) "
@@ -1147,12 +1165,12 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     secondary endpoint, same seeds): the step-size confound in the test loss."""
     flips = lr_flips(primary, secondary)
     if not flips:
-        return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no "
+        return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no "
                 "arm's verdict changes.") if secondary_rows(secondary) else ""
     parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}) "
              f"at its own learning rate, {fmt_lr(a['lr'])}, to {tex_signed(b['diff_mean'])} "
              f"({short_verdict(b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
-    return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): "
+    return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): "
             + "; ".join(parts) + ". A comparison at uniform's learning rate alone would have reported the opposite.")
 
 
@@ -1185,8 +1203,9 @@ def main_grid(ctx: Inputs) -> Section:
             "MainFindings": " ".join(x for x in (allocation_finding(primary), init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {
         "main_lr_table.tex": header + writers.table_latex(writers.lr_grid_table(selection)),
-        "main_endpoint_table.tex": header + writers.table_latex(writers.endpoint_table(primary + secondary,
-                                                                                      notes=False)),
+        **{name: header + writers.table_latex(writers.endpoint_table(rows, notes=False))
+           for name, rows in zip(("main_endpoint_table.tex", "main_secondary_table.tex"),
+                                 primary_families(primary + secondary))},
         "main_robustness.tex": header + writers.table_latex(writers.robustness_table(robust, notes=False)),
         "replications.tex": rep_tex, "replication_lr.tex": replication_lr(ctx.exps)}
 

@@ -143,9 +143,10 @@ PLACEHOLDERS = ("not run yet", "not been run yet", "not yet run", "still pending
 
 
 def overfull_boxes(log: str, limit: float = MAX_OVERFULL_PT) -> list[str]:
-    """``Overfull \\hbox (12.3pt too wide) ...`` (and \\vbox) lines of a LaTeX .log that exceed ``limit`` points."""
-    return [m.group(0) for m in re.finditer(r"Overfull \\[hv]box \(([\d.]+)pt too \w+\)[^\n]*", log)
-            if float(m.group(1)) > limit]
+    """``Overfull \\hbox (12.3pt too wide) ...`` (and \\vbox) lines of a LaTeX .log that exceed ``limit`` points,
+    and ``Float too large for page by 49.4pt`` warnings (a table taller than the page runs into its footer)."""
+    pattern = r"Overfull \\[hv]box \(([\d.]+)pt too \w+\)[^\n]*|Float too large for page by ([\d.]+)pt[^\n]*"
+    return [m.group(0) for m in re.finditer(pattern, log) if float(m.group(1) or m.group(2)) > limit]
 
 
 def label_pages(aux: str) -> dict[str, int]:
@@ -181,6 +182,9 @@ def test_layout_checkers_find_overfull_boxes_late_pages_and_placeholders():
     assert [b.split(" in ")[0].split(" has ")[0] for b in overfull_boxes(log)] == [
         "Overfull \\hbox (38.53256pt too wide)", "Overfull \\vbox (2.1pt too high)"]
     assert overfull_boxes("Underfull \\hbox (badness 10000) in paragraph\n") == []
+    assert overfull_boxes("LaTeX Warning: Float too large for page by 49.38817pt on input line 327.\n"
+                          "LaTeX Warning: Float too large for page by 0.5pt on input line 9.\n") == [
+        "Float too large for page by 49.38817pt on input line 327."]
     aux = ("\\newlabel{sec:intro}{{1}{1}{Introduction}{section.1}{}}\n"
            "\\newlabel{paper@end-of-main-text}{{7}{11}{Conclusion}{section.7}{}}\n")
     assert label_pages(aux) == {"sec:intro": 1, "paper@end-of-main-text": 11}
@@ -910,7 +914,11 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     lrs = (d / "generated" / "replication_lr.tex").read_text()
     assert "A, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs and "C, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs
     assert all(f"\\textit{{{x}}}" in lrs for x in ("A (500 steps)", "B (GSM8K)", "C (Gemma-3-270M)"))
-    assert "\\texttt{attn\\_heavy}" in (d / "generated" / "main_endpoint_table.tex").read_text()
+    endpoint, secondary = ((d / "generated" / f).read_text() for f in ("main_endpoint_table.tex",
+                                                                         "main_secondary_table.tex"))
+    assert "\\texttt{attn\\_heavy}" in endpoint and "primary, scaling ablation endpoint" in endpoint
+    assert "secondary endpoint}" in secondary and "transfer loss endpoint" in secondary
+    assert "secondary endpoint}" not in endpoint and "primary" not in secondary
     assert "attn\\_heavy[fixed-alpha]" in (d / "generated" / "main_robustness.tex").read_text()
     prior = (d / "generated" / "prior_setting_table.tex").read_text()
     assert "\\texttt{attention\\_cproj} & 2{,}856{,}960 & 5 &" in prior and "natural budgets, 500 held-out" in prior
@@ -991,11 +999,11 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
                  endpoint_row("b", "no detectable difference", 0.004, endpoint="secondary"),
                  endpoint_row("eva", "worse", 0.05, endpoint="primary (seeds 0-3)")]
     assert paper.lr_finding(primary, secondary) == (
-        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-endpoint}): \\texttt{eva} "
+        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): \\texttt{eva} "
         "goes from $-0.0209$ (better) at its own learning rate, $3 \\times 10^{-4}$, to $+0.0633$ (worse) at "
         "uniform's, $3 \\times 10^{-3}$. A comparison at uniform's learning rate alone would have reported the opposite.")
     assert paper.lr_finding(primary[1:], secondary[1:3]) == (
-        "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-endpoint}), no arm's "
+        "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no arm's "
         "verdict changes.")
     assert paper.lr_finding(primary, []) == ""
 
@@ -1028,7 +1036,7 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
             endpoint_row("d", "undetermined", 0.0, endpoint="transfer loss", n=1)]
     assert paper.transfer_finding(rows) == (
         "On the \\MainTransferExamples{} GSM8K test examples (transfer, a secondary metric; the transfer rows of "
-        "Table~\\ref{tab:main-endpoint}), each arm at its own learning rate, \\texttt{b} lost to uniform rank; \\texttt{a} and "
+        "Table~\\ref{tab:main-secondary}), each arm at its own learning rate, \\texttt{b} lost to uniform rank; \\texttt{a} and "
         "\\texttt{c} were inconclusive (no detectable difference, not shown equivalent). The arms trained below "
         "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$: "
         "the transfer differences line up with the learning rate more than with the allocation.")
@@ -1139,3 +1147,30 @@ def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
     assert "cells of B (GSM8K) and C (Gemma-3-270M)" in two       # one captioned group per replication
     assert "\\textit{B (GSM8K)}" in two and "\\textit{C (Gemma-3-270M)}" in two
     assert "\\section" not in paper.replication_lr({"replication_prior": one_lr}).replace("% no", "")
+
+
+def test_provenance_counts_every_committed_run_and_the_protocol_v2_hashes():
+    from adaptive_lora import paper
+
+    def run(exp, commit, dirty=False, h=None):
+        prov = {"git_commit": commit, "git_dirty": dirty, "machine": {"processor": "x86_64", "cpu_count": 2},
+                "packages": {"torch": "2.13.0"}} | ({"training_path_hash": h} if h else {})
+        return {"run_id": f"{exp}-{commit}", "config": {"precision": "fp32"}, "provenance": prov}
+
+    def ctx(exps):
+        return paper.Inputs(exps=exps, meta={}, prior={}, manifest={}, cells_planned=[], defaults={}, spec=None,
+                            budget_main=0, pilot=exps.get("pilot", []))
+
+    exps = {"pilot": [run("pilot", "a"), run("pilot", "b")], "default": [run("default", "a")],
+            "main": [run("main", "c", h="h1"), run("main", "d", h="h1")], "replication_x": [run("rx", "d", h="h1")]}
+    M, tables = paper.provenance(ctx(exps))
+    assert tables == {}
+    assert (M["ResultRuns"], M["ResultExperiments"], M["ResultCommits"], M["DirtyRuns"]) == ("6", "four", "4", "none")
+    assert M["ProtocolHashSentence"] == ("The 3 runs of the main grid and its replications all carry one "
+                                         "training-path hash, \\texttt{h1}.")
+    exps["replication_x"] = [run("rx", "e", dirty=True, h="h2")]
+    M, _ = paper.provenance(ctx(exps))
+    assert (M["ResultCommits"], M["DirtyRuns"]) == ("5", "1 of them")
+    assert M["ProtocolHashSentence"] == "The 3 runs of the main grid and its replications carry 2 different " \
+                                        "training-path hashes."
+    assert paper.provenance(ctx({"pilot": exps["pilot"]}))[0]["ProtocolHashSentence"] == ""
