@@ -978,7 +978,11 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
     return tex + (
         "\\section{Replications: learning-rate selection}\\label{app:replication-lr}\n\n"
         "Each replication selects its learning rates on its own development split (seed~0), as stage~1 of the main "
-        "grid does (Appendix~\\ref{app:main-lr}); the test set plays no part. The development split selects: "
+        "grid does (Appendix~\\ref{app:main-lr}); the test set plays no part. After uniform's, the data-driven arm "
+        "(part~1's best; on GSM8K also \\texttt{eva}) selects its own over uniform's rate times $1/9$, $1/3$, 1 and "
+        "3, extended the same way (amendment~6 of the plan, written before any such cell when part~1's interim "
+        "secondary endpoint showed \\texttt{eva}'s verdict reversing with the learning rate). The development "
+        "split selects: "
         + "; ".join(chosen) + ". Table~\\ref{tab:replication-lr} gives every value.\n\n"
         "\\begin{table}[htbp]\n\\centering\n\\caption{Development loss (nats per token, seed~0) of the "
         f"learning-rate cells of {join_words(sorted({s['replication'] for s in selection}))} by peak learning rate; "

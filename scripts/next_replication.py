@@ -7,7 +7,10 @@ data-driven strategy, uniform's lr at r1 / r32) come from results/main/ and are 
   While an argmin sits at an end of its grid: replication_<x>_extend.yaml. Then replication_<x>_r8.yaml, seeds 0-3:
   GSM8K: uniform, attn_heavy, ffn_heavy, part 1's best data-driven strategy, eva (rho 2) and adalora, each swept
   strategy at its GSM8K lr and the others at uniform's; Gemma: uniform, attn_heavy, ffn_heavy and the best
-  data-driven strategy at uniform's Gemma lr (the statistics are recomputed on Gemma by the runs themselves).
+  data-driven strategy (the statistics are recomputed on Gemma by the runs themselves), at uniform's Gemma lr except
+  the data-driven arms. Amendment 6: before the r8 file, replication_<x>_data_driven.yaml checks the data-driven
+  arms' own lrs (the best data-driven strategy; on GSM8K also eva) at uniform's selected lr x 1/9, 1/3, 1, 3
+  (seed 0), extended while unbracketed (replication_<x>_data_driven_extend.yaml).
 - ``long``: 4,000 training examples (500 steps), the main grid's settings otherwise. replication_long.yaml = the lr
   check of uniform and attn_heavy (part-1 lr /3, x1, x3; seed 0), extended while unbracketed
   (replication_long_extend.yaml); then replication_long_r8.yaml, seeds 0-2: uniform and attn_heavy at their checked
@@ -62,12 +65,38 @@ def part1(main_doc: dict, main: list[dict]) -> dict:
     return out
 
 
+def data_driven_lrs(stage1: dict, results: list[dict], arms: list[str], uniform_lr: float,
+                    budget: str) -> tuple[str, dict] | dict[str, float]:
+    """Amendment 6 (EXPERIMENTS.md): each data-driven arm of B / C that stage 1 did not sweep gets its own lr on
+    this replication's dev split (seed 0), over uniform's selected lr x 1/9, 1/3, 1, 3 and then one factor of 3
+    beyond an end that holds the argmin, as stage 1 does. -> (suffix, stage document) while cells are missing or an
+    argmin is unbracketed; {arm: selected lr} once all are bracketed."""
+    by = ns._lr_of(lr_selection(results), budget)
+    grid_lrs = [ns._sig(uniform_lr * LR_STEP ** k) for k in (-2, -1, 0, 1)]
+    todo = [s for s in arms if s not in by or not set(grid_lrs) <= {x for x, _ in by[s]["curve"]}]
+    if todo:
+        return "data_driven", {**ns.head_of(stage1), "description": f"Amendment 6: the own lr of {', '.join(todo)} "
+                               f"on this replication's dev split (seed 0), uniform's lr {uniform_lr:g} x 1/9, 1/3, 1, "
+                               "3.", "grid": [{"strategy": todo, "lr": grid_lrs, "seed": [0], "budget": [budget]}]}
+    ext = [{"strategy": [s], "lr": [ns._sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
+           for s in arms if not by[s]["bracketed"]]
+    if ext:
+        return "data_driven_extend", {**ns.head_of(stage1), "description": "Amendment 6: the lr check extended one "
+                                      "factor of 3 beyond the end where the dev-loss argmin sits.", "grid": ext}
+    return {s: by[s]["lr"] for s in arms}
+
+
 def plan_task(name: str, stage1: dict, results: list[dict], p1: dict) -> tuple[str, dict]:
-    """GSM8K / Gemma: their own stage 1, then the r8 seeds."""
+    """GSM8K / Gemma: their own stage 1, the data-driven arms' own lrs (amendment 6), then the r8 seeds."""
     ext, lr = ns.stage1_lrs(stage1, results)
     if ext:
         return "extend", ext
     budget = stage1["grid"][0]["budget"][0]
+    data_driven = list(dict.fromkeys([p1["best"], *(["eva"] if name == "gsm8k" else [])]))
+    tuned = data_driven_lrs(stage1, results, [s for s in data_driven if s not in lr], lr["uniform"], budget)
+    if isinstance(tuned, tuple):
+        return tuned
+    lr |= tuned
     own = lambda s: lr.get(s, lr["uniform"])  # noqa: E731 - not swept here: uniform's lr
     if name == "gsm8k":
         arms = list(dict.fromkeys(["uniform", "attn_heavy", "ffn_heavy", p1["best"], "eva", "adalora"]))

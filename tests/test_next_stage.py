@@ -226,13 +226,47 @@ def test_gsm8k_replication_selects_its_own_lrs_then_adds_part_1s_best_data_drive
     p1 = nr.part1(STAGE1, part1_done())
     assert p1["best"] == "gradient" and p1["checked"] == {1: 1e-3, 8: 1e-3, 32: 1e-3}
     stage1 = yaml.safe_load((ROOT / "experiments" / "replication_gsm8k.yaml").read_text())
-    best = {"uniform": 3e-3, "attn_heavy": 1e-3, "adalora": 3e-3}
-    rs = run_doc(stage1, lambda c: 1 + abs(math.log10(c["lr"] / best[c["strategy"]])), [])
+    best = {"uniform": 3e-3, "attn_heavy": 1e-3, "adalora": 3e-3, "gradient": 1e-3, "eva": 3.33e-4}
+    dev = lambda c: 1 + abs(math.log10(c["lr"] / best[c["strategy"]]))  # noqa: E731
+    rs = run_doc(stage1, dev, [])
+    # amendment 6: the data-driven arms (part 1's best, and eva on GSM8K) check their own lr around uniform's
     suffix, doc = nr.plan_task("gsm8k", stage1, rs, p1)
-    assert suffix == "r8" and doc["name"] == "replication_gsm8k" and doc["defaults"]["data"] == "gsm8k"
+    assert suffix == "data_driven" and doc["name"] == "replication_gsm8k" and doc["defaults"]["data"] == "gsm8k"
+    assert doc["grid"] == [{"strategy": ["gradient", "eva"], "lr": [3.33e-4, 1e-3, 3e-3, 9e-3], "seed": [0],
+                            "budget": ["r8"]}]
+    rs += run_doc(doc, dev, rs)
+    suffix, ext = nr.plan_task("gsm8k", stage1, rs, p1)     # eva's argmin is the bottom of its check: extend
+    assert suffix == "data_driven_extend" and ext["grid"] == [{"strategy": ["eva"], "lr": [1.11e-4], "seed": [0],
+                                                                "budget": ["r8"]}]
+    rs += run_doc(ext, dev, rs)
+    suffix, doc = nr.plan_task("gsm8k", stage1, rs, p1)
+    assert suffix == "r8" and doc["defaults"]["data"] == "gsm8k"
     got = {b["strategy"][0]: b["lr"][0] for b in doc["grid"]}
-    assert got == {"uniform": 3e-3, "attn_heavy": 1e-3, "ffn_heavy": 3e-3, "gradient": 3e-3, "eva": 3e-3,
+    assert got == {"uniform": 3e-3, "attn_heavy": 1e-3, "ffn_heavy": 3e-3, "gradient": 1e-3, "eva": 3.33e-4,
                    "adalora": 3e-3}
+    assert all(b["seed"] == [0, 1, 2, 3] for b in doc["grid"])
+
+
+def test_gemma_replication_checks_the_best_data_driven_lr_then_runs_r8():
+    import next_replication as nr
+    p1 = nr.part1(STAGE1, part1_done())
+    stage1 = yaml.safe_load((ROOT / "experiments" / "replication_gemma.yaml").read_text())
+    best = {"uniform": 1e-3, "gradient": 1.11e-4}
+    dev = lambda c: 1 + abs(math.log10(c["lr"] / best[c["strategy"]]))  # noqa: E731
+    rs = run_doc(stage1, dev, [])
+    suffix, doc = nr.plan_task("gemma", stage1, rs, p1)
+    assert suffix == "data_driven" and doc["defaults"]["model"] == "gemma3-270m"
+    assert doc["grid"] == [{"strategy": ["gradient"], "lr": [1.11e-4, 3.33e-4, 1e-3, 3e-3], "seed": [0],
+                            "budget": ["r8"]}]
+    with pytest.raises(SystemExit, match="stage 1 of replication_gemma is not finished"):
+        nr.plan_task("gemma", stage1, rs[1:], p1)
+    rs += run_doc(doc, dev, rs)
+    suffix, ext = nr.plan_task("gemma", stage1, rs, p1)
+    assert suffix == "data_driven_extend" and ext["grid"][0]["lr"] == [3.7e-5]
+    rs += run_doc(ext, dev, rs)
+    suffix, doc = nr.plan_task("gemma", stage1, rs, p1)
+    assert suffix == "r8" and {b["strategy"][0]: b["lr"][0] for b in doc["grid"]} == {
+        "uniform": 1e-3, "attn_heavy": 1e-3, "ffn_heavy": 1e-3, "gradient": 1.11e-4}
     assert all(b["seed"] == [0, 1, 2, 3] for b in doc["grid"])
 
 
