@@ -1038,15 +1038,16 @@ def pairs_range(rows: list[dict]) -> str:
 
 
 def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seeds: int | None = None) -> str:
-    """The abstract's sentence on the primary endpoint so far; ``seeds``: the seeds per arm the plan runs in the
-    end (amendment 3), named while fewer have landed."""
+    """The abstract's sentence on the primary endpoint so far (arms that beat or lost to uniform by name, the
+    equivalent and inconclusive ones counted: the section text names them); ``seeds``: the seeds per arm the plan
+    runs in the end (amendment 3), named while fewer have landed."""
     n, lo = pairs_range(primary), min(r["n_pairs"] for r in primary)
     more_seeds = bool(seeds) and lo < seeds
     how = (f"{n} of the {seeds} planned paired seeds per arm" if more_seeds else f"{n} paired seeds per arm") + \
         (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
     lead = "So far, with " if more_seeds or interim(primary, planned) else "With "
     return (f"{lead}{how}, Holm-adjusted intervals of the test-loss difference to uniform rank, each arm at its own "
-            f"learning rate, say: {verdict_clause(primary)}.")
+            f"learning rate, say: {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))}.")
 
 
 def secondary_rows(secondary: list[dict]) -> dict[str, dict]:

@@ -658,8 +658,8 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
         paper.main_conclusion(primary, planned=13)
     verdicts = ("Holm-adjusted intervals of the test-loss difference to uniform rank, each arm at its own learning "
-                "rate, say: \\texttt{attn\\_heavy} beats uniform rank; \\texttt{ffn\\_heavy} was inconclusive (no "
-                "detectable difference, not shown equivalent).")
+                "rate, say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive (no detectable difference, not "
+                "shown equivalent).")     # the abstract counts the inconclusive and equivalent arms
     assert paper.main_abstract_endpoint(primary, 13) == "So far, with 3 paired seeds per arm and 2 of the 13 arms, " + verdicts
     assert paper.main_abstract_endpoint(primary, 13, seeds=8) == (
         "So far, with 3 of the 8 planned paired seeds per arm and 2 of the 13 arms, " + verdicts)
