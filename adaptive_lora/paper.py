@@ -1046,8 +1046,8 @@ def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seed
     how = (f"{n} of the {seeds} planned paired seeds per arm" if more_seeds else f"{n} paired seeds per arm") + \
         (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
     lead = "So far, with " if more_seeds or interim(primary, planned) else "With "
-    return (f"{lead}{how}, Holm-adjusted intervals of the test-loss difference to uniform rank, each arm at its own "
-            f"learning rate, say: {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))}.")
+    return (f"{lead}{how}, each at its own learning rate, Holm-adjusted intervals of the test-loss difference to "
+            f"uniform rank say: {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))}.")
 
 
 def secondary_rows(secondary: list[dict]) -> dict[str, dict]:
@@ -1082,7 +1082,7 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
         out.append("At uniform's learning rate the verdict would change for " + join_words(
             [f"{tt(a['strategy'])} ({short_verdict(b['verdict'])}, {tex_signed(b['diff_mean'])} nats)"
              for a, b in flips])
-            + ": comparing at uniform's learning rate alone would have misled.")
+            + ": one shared learning rate would have misled.")
     return " ".join(out)
 
 

@@ -200,6 +200,23 @@ def test_no_overfull_box_in_the_pdf(built):
     assert bad == [], "overfull boxes in build/main.log:\n" + "\n".join(bad)
 
 
+ARXIV_ABSTRACT_CHARS = 1920      # arXiv's limit on the abstract field of a submission's metadata
+
+
+def abstract_of(text: str) -> str:
+    """The abstract of a PDF's text (between "Abstract" and the first section), lines joined, hyphenation undone."""
+    m = re.search(r"\bAbstract\s+(.*?)\s+(?:#+\s*)?1\s+Introduction\b", text, re.S)
+    return re.sub(r"\s+", " ", re.sub(r"-\n(?=[a-z])", "", m.group(1))).strip() if m else ""
+
+
+def test_abstract_fits_arxivs_metadata_field(built):
+    """The generated abstract grows with the findings; arXiv's abstract field takes 1,920 characters."""
+    assert abstract_of("Title\nAbstract\nLoRA trains a low-rank up-\ndate.\n1 Introduction\nText") == \
+        "LoRA trains a low-rank update."
+    abstract = abstract_of(pdf_text(built))
+    assert 500 < len(abstract) <= ARXIV_ABSTRACT_CHARS, f"{len(abstract)} characters: {abstract[:80]}..."
+
+
 def test_main_text_fits_nine_pages(built):
     """The last line of the main text is on page 9 or earlier (main.tex writes the label paper@end-of-main-text
     just before the references); references and appendix follow."""
@@ -657,8 +674,8 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     assert paper.main_endpoint_sentence(primary, planned=2) == sentence
     assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
         paper.main_conclusion(primary, planned=13)
-    verdicts = ("Holm-adjusted intervals of the test-loss difference to uniform rank, each arm at its own learning "
-                "rate, say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive (no detectable difference, not "
+    verdicts = ("each at its own learning rate, Holm-adjusted intervals of the test-loss difference to uniform rank "
+                "say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive (no detectable difference, not "
                 "shown equivalent).")     # the abstract counts the inconclusive and equivalent arms
     assert paper.main_abstract_endpoint(primary, 13) == "So far, with 3 paired seeds per arm and 2 of the 13 arms, " + verdicts
     assert paper.main_abstract_endpoint(primary, 13, seeds=8) == (
@@ -666,7 +683,7 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     assert paper.main_abstract_endpoint(primary, 2, seeds=3) == "With 3 paired seeds per arm, " + verdicts
     uneven = [dict(primary[0], n_pairs=2), primary[1]]
     assert paper.main_abstract_endpoint(uneven, 2, seeds=8).startswith(
-        "So far, with 2 to 3 of the 8 planned paired seeds per arm, Holm-adjusted")
+        "So far, with 2 to 3 of the 8 planned paired seeds per arm, each at its own learning rate, Holm-adjusted")
     # one seed per strategy: no interval, so no primary row
     assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [])
 
@@ -1017,8 +1034,8 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     assert paper.abstract_findings(primary, secondary, contrast) == (
         "\\texttt{eva}'s gain is the same without its rank redistribution (\\texttt{eva[rho1]}; difference $-0.0003$ "
         "nats, equivalent), so on this evidence it comes from its initialisation, not from its allocation. At "
-        "uniform's learning rate the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): comparing at "
-        "uniform's learning rate alone would have misled.")
+        "uniform's learning rate the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): one shared "
+        "learning rate would have misled.")
     assert paper.abstract_findings(primary, [], dict(contrast, verdict="no detectable difference")) == ""
     grid = tmp_path / "main_post.yaml"
     assert paper.seeds_planned(paper.stage_two_cells(grid)) == 4   # no post-stage grid yet: the planned 4
