@@ -78,8 +78,7 @@ def data_driven_lrs(stage1: dict, results: list[dict], arms: list[str], uniform_
         return "data_driven", {**ns.head_of(stage1), "description": f"Amendment 6: the own lr of {', '.join(todo)} "
                                f"on this replication's dev split (seed 0), uniform's lr {uniform_lr:g} x 1/9, 1/3, 1, "
                                "3.", "grid": [{"strategy": todo, "lr": grid_lrs, "seed": [0], "budget": [budget]}]}
-    ext = [{"strategy": [s], "lr": [ns._sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
-           for s in arms if not by[s]["bracketed"]]
+    ext = ns.extension_rows(by, arms, budget)
     if ext:
         return "data_driven_extend", {**ns.head_of(stage1), "description": "Amendment 6: the lr check extended one "
                                       "factor of 3 beyond the end where the dev-loss argmin sits.", "grid": ext}
@@ -119,8 +118,7 @@ def plan_long(main_doc: dict, results: list[dict], p1: dict) -> tuple[str, dict]
         grid = [{"strategy": [s], "lr": lrs, "seed": [0], "budget": [budget]} for s, lrs in check.items()]
         return "", {**head, "description": f"Replication A (500 steps): lr check of uniform and attn_heavy at "
                     f"their part-1 lr /3, x1, x3 (seed 0), {LONG_EXAMPLES:,} training examples.", "grid": grid}
-    ext = [{"strategy": [s], "lr": [ns._sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
-           for s in check if not by[s]["bracketed"]]
+    ext = ns.extension_rows(by, check, budget)
     if ext:
         return "extend", {**head, "description": "Replication A: lr check extended one factor of 3 beyond the end "
                           "where the dev-loss argmin sits.", "grid": ext}

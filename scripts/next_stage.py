@@ -115,6 +115,13 @@ def head_of(stage1: dict) -> dict:
             **({"training_path": stage1["training_path"]} if "training_path" in stage1 else {})}
 
 
+def extension_rows(by: dict[str, dict], strategies, budget: str) -> list[dict]:
+    """Grid rows (seed 0) for the next lr of each of ``strategies`` whose argmin is not bracketed yet
+    (``by``: ``_lr_of`` of an lr selection)."""
+    return [{"strategy": [s], "lr": [_sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
+            for s in strategies if not by[s]["bracketed"]]
+
+
 def stage1_lrs(stage1: dict, results: list[dict]) -> tuple[dict | None, dict[str, float]]:
     """Stage 1's learning-rate selection: (the extension document while an argmin is not bracketed, else None;
     {strategy: selected lr}). Raises SystemExit while a stage-1 cell is missing."""
@@ -128,8 +135,7 @@ def stage1_lrs(stage1: dict, results: list[dict]) -> tuple[dict | None, dict[str
         left = missing + incomplete
         raise SystemExit(f"stage 1 of {stage1['name']} is not finished: {', '.join(left)} still "
                          f"{'has' if len(left) == 1 else 'have'} cells to run")
-    extend = [{"strategy": [s], "lr": [_sig(x) for x in by[s]["next_lr"]], "seed": [0], "budget": [budget]}
-              for s in swept if not by[s]["bracketed"]]
+    extend = extension_rows(by, swept, budget)
     if extend:
         if by["uniform"]["bracketed"] and sum(len(b["lr"]) for b in extend) % JOBS:
             # an odd cell count leaves a core idle for a whole cell: add stage 2's first cell, which no extension
