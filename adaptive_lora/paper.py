@@ -484,6 +484,20 @@ def model_and_budgets(ctx: Inputs) -> Section:
     return M, {}
 
 
+def gemma_model(ctx: Inputs) -> Section:
+    """Replication C's base model, read off its result records (Gemma has no offline config to build a spec from,
+    and the paper must not need its weights): its blocks from a uniform cell's rank map, the cost of one unit of
+    uniform rank from its budget (``budget_params`` / N at budget rN)."""
+    runs = [r for r in ctx.exps.get("replication_gemma", []) if r["config"]["strategy"] == REFERENCE
+            and re.fullmatch(r"r\d+", str(r["config"]["budget"]))]
+    if not runs:
+        return {"GemmaLayers": NA, "GemmaParamsPerRank": NA}, {}
+    run = runs[0]
+    layers = {m.group(1) for name in run["rank_map"] if (m := re.search(r"\.layers\.(\d+)\.", name))}
+    return {"GemmaLayers": str(len(layers)),
+            "GemmaParamsPerRank": tex_int(run["budget_params"] / int(run["config"]["budget"][1:]))}, {}
+
+
 def prior_work(ctx: Inputs) -> Section:
     """The prior work's DialoGPT-medium parameter accounting, its printed loss and perplexity, and its table."""
     from .models import model_spec
@@ -986,7 +1000,8 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
         + "; ".join(chosen) + ". Table~\\ref{tab:replication-lr} gives every value.\n\n"
         "\\begin{table}[htbp]\n\\centering\n\\caption{Development loss (nats per token, seed~0) of the "
         f"learning-rate cells of {join_words(sorted({s['replication'] for s in selection}))} by peak learning rate; "
-        "bold: the selected learning rate (the argmin; ties go to the smaller one).}\\label{tab:replication-lr}\n\\small\n"
+        "bold: the selected learning rate (the argmin; ties go to the smaller one); last row of each group: whether a "
+        "worse rate lies on both sides of it.}\\label{tab:replication-lr}\n\\small\n"
         + writers.table_latex(writers.lr_grid_table(selection, group=lambda s: s["replication"])) + "\\end{table}\n")
 
 
@@ -1301,8 +1316,8 @@ def prior_replication(ctx: Inputs) -> Section:
 
 
 # ------------------------------------------------------------------------------------------------ build
-SECTIONS = (title_page, protocol, data, model_and_budgets, prior_work, pilot_cells, pilot_verdicts, pilot_headline,
-            shuffled_control, pilot_seed_spread, provenance, default_run, uniform_results, adalora,
+SECTIONS = (title_page, protocol, data, model_and_budgets, gemma_model, prior_work, pilot_cells, pilot_verdicts,
+            pilot_headline, shuffled_control, pilot_seed_spread, provenance, default_run, uniform_results, adalora,
             budget_table, rank_maps, runs_table, main_grid, prior_replication)
 
 

@@ -333,29 +333,34 @@ def endpoint_table(rows: list[dict], notes: bool = True) -> Table:
 
 
 def lr_grid_table(selection: list[dict], group=None) -> Table:
-    """``stats.lr_selection`` rows as a grid: one column per learning rate run (dev loss, seed 0; the selected
-    one marked * / bold), then the selected lr and whether a worse lr brackets it on both sides. One captioned group
-    per ``group(row)`` (default: "model, data, budget b")."""
+    """``stats.lr_selection`` rows as a grid with one row per learning rate run and one column per strategy (dev
+    loss, seed 0; the selected one marked * / bold; "–" where a strategy did not run at that lr), then a row saying
+    whether a worse lr brackets each selection on both sides. Learning rates run down the page so that extending a
+    grid adds a row, not a column the page cannot hold. One captioned group per ``group(row)`` (default: "model,
+    data, budget b"), each with its own learning rates."""
     group = group or (lambda s: f"{s['model']}, {s['data']}, budget {s['budget']}")
-    lrs = sorted({lr for s in selection for lr, _ in s["curve"]})
-    header = [text("strategy")] + [Cell(f"{lr:g}", fmt_lr(lr)) for lr in lrs] + \
-        [text("selected"), text("bracketed")]
-    groups: dict[tuple, list[list[Cell]]] = {}
+    strategies = list(dict.fromkeys(s["strategy"] for s in selection))
+    by_group: dict[str, dict[str, dict]] = {}
     for s in selection:
-        dev = dict(s["curve"])
-        row = [ident(s["strategy"])]
-        for lr in lrs:
-            if lr not in dev:
-                row.append(Cell(DASH, "--"))
-            elif not math.isfinite(dev[lr]):
-                row.append(text("diverged"))
-            else:
-                c = num(dev[lr])
-                row.append(Cell(c.md + "*", rf"\textbf{{{c.tex}}}") if lr == s["lr"] else c)
-        sel = Cell(f"{s['lr']:g}", fmt_lr(s["lr"])) if _finite(s["lr"]) else Cell(DASH, "--")
-        row += [sel, text("yes" if s["bracketed"] else "no")]
-        groups.setdefault(group(s), []).append(row)
-    return Table(header, "l" + "r" * len(lrs) + "rl", list(groups.items()))
+        by_group.setdefault(group(s), {})[s["strategy"]] = s
+
+    def loss(s: dict | None, lr: float) -> Cell:
+        dev = dict(s["curve"]) if s else {}
+        if lr not in dev:
+            return Cell(DASH, "--")
+        if not math.isfinite(dev[lr]):
+            return text("diverged")
+        c = num(dev[lr])
+        return Cell(c.md + "*", rf"\textbf{{{c.tex}}}") if lr == s["lr"] else c
+
+    groups = []
+    for name, arms in by_group.items():
+        lrs = sorted({lr for s in arms.values() for lr, _ in s["curve"]})
+        rows = [[Cell(f"{lr:g}", fmt_lr(lr))] + [loss(arms.get(st), lr) for st in strategies] for lr in lrs]
+        rows.append([text("bracketed")] + [text(("yes" if arms[st]["bracketed"] else "no") if st in arms else DASH)
+                                           for st in strategies])
+        groups.append((name, rows))
+    return Table([text("peak lr")] + [ident(st) for st in strategies], "l" + "r" * len(strategies), groups)
 
 
 def fmt_lr(lr: float) -> str:

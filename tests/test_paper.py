@@ -718,10 +718,18 @@ def test_lr_grid_table_marks_the_selected_lr():
     sel = stats.lr_selection(v2_cells())
     t = writers.lr_grid_table(sel)
     md = writers.table_markdown(t)
-    assert "| uniform | 2.5000 | 2.4000* | 0.0003 | no |" in md       # 2 lrs: the argmin is at an end
-    assert "| attn_heavy | 2.3000* | 2.3500 | 0.0001 | no |" in md
-    assert "\\textbf{2.4000}" in writers.table_latex(t) and "$3 \\times 10^{-4}$" in writers.table_latex(t)
-    assert "\\texttt{attn\\_heavy} & \\textbf{2.3000}" in writers.table_latex(t)   # names as in the text
+    # one row per lr, one column per strategy (an extension adds a row): 2 lrs, so every argmin is at an end
+    assert "| peak lr | uniform | attn_heavy | ffn_heavy |" in md
+    assert "| 0.0001 | 2.5000 | 2.3000* | 2.6000 |\n| 0.0003 | 2.4000* | 2.3500 | 2.5000* |\n" in md
+    assert "| bracketed | no | no | no |" in md
+    tex = writers.table_latex(t)
+    assert "$3 \\times 10^{-4}$ & \\textbf{2.4000} & 2.3500 & \\textbf{2.5000} \\\\" in tex
+    assert "peak lr & \\texttt{uniform} & \\texttt{attn\\_heavy}" in tex    # names as in the text
+    # groups with their own lrs and arms: "--" where an arm did not run at a lr or is not in the group
+    two = [dict(s, strategy="eva", curve=[(3e-5, 2.0), (1e-4, 2.1)], lr=3e-5, bracketed=False) for s in sel[:1]]
+    md = writers.table_markdown(writers.lr_grid_table(sel[:1] + two, group=lambda s: s["strategy"]))
+    assert "| 0.0001 | 2.5000 | – |\n| 0.0003 | 2.4000* | – |\n| bracketed | no | – |" in md
+    assert "| 3e-05 | – | 2.0000* |\n| 0.0001 | – | 2.1000 |\n| bracketed | – | no |" in md
 
 
 
@@ -1191,3 +1199,20 @@ def test_provenance_counts_every_committed_run_and_the_protocol_v2_hashes():
     assert M["ProtocolHashSentence"] == "The 3 runs of the main grid and its replications carry 2 different " \
                                         "training-path hashes."
     assert paper.provenance(ctx({"pilot": exps["pilot"]}))[0]["ProtocolHashSentence"] == ""
+
+
+def test_gemma_model_is_read_off_replication_c_records():
+    """Blocks from a uniform cell's rank map, parameters per rank unit = budget_params / N at rN; every
+    macro n/a before replication C has a uniform cell (no Gemma weights or config are needed)."""
+    from adaptive_lora import paper
+
+    rank_map = {f"model.layers.{i}.{k}": 8 for i in range(3) for k in ("self_attn.q_proj", "mlp.up_proj")}
+    uniform = {"config": {"strategy": "uniform", "budget": "r8"}, "rank_map": rank_map, "budget_params": 8 * 12345}
+    eva = uniform | {"config": {"strategy": "eva", "budget": "r8"}, "budget_params": 1}
+
+    def macros(runs):
+        return paper.gemma_model(paper.Inputs(exps={"replication_gemma": runs}, meta={}, prior={}, manifest={},
+                                              cells_planned=[], defaults={}, spec=None, budget_main=0))
+
+    assert macros([eva, uniform]) == ({"GemmaLayers": "3", "GemmaParamsPerRank": "12{,}345"}, {})
+    assert set(macros([eva])[0].values()) == {"n/a"}
