@@ -909,7 +909,8 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
     examples (``endpoint_bootstrap``; NaN with a note when a cell lacks per-example losses) and the equivalent-budget
     multiplier read off uniform's frontier (``uniform_frontier``, ``budget_multiplier``: NaN with a note while the
     frontier has fewer than two budgets or the loss lies outside it). Keys: ``strategy``, ``n_pairs``,
-    ``anova_diff``, ``anova_ci_low``/``anova_ci_high``, ``anova_p_holm``, ``boot_ci_low``/``boot_ci_high``,
+    ``anova_seeds`` (the complete blocks the two-way model used: fewer than ``n_pairs`` while an arm of the family
+    lacks a seed), ``anova_diff``, ``anova_ci_low``/``anova_ci_high``, ``anova_p_holm``, ``boot_ci_low``/``boot_ci_high``,
     ``multiplier``, ``note``."""
     key, cells = _one_group(results, budget, model, data)
     rows = [r for r in endpoint(cells, which=which, allow_mixed=allow_mixed) if r["n_pairs"] >= 2]
@@ -941,7 +942,8 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
         fit = fits[r["endpoint"]]
         if fit["dropped_seeds"]:
             notes.append("two-way model on seeds " + " ".join(map(str, fit["seeds"])) + " (complete blocks)")
-        out.append({"strategy": s, "n_pairs": r["n_pairs"], "anova_diff": c.get("diff", NAN),
+        out.append({"strategy": s, "n_pairs": r["n_pairs"], "anova_seeds": len(fit["seeds"]),
+                    "anova_diff": c.get("diff", NAN),
                     "anova_ci_low": c.get("ci_low", NAN), "anova_ci_high": c.get("ci_high", NAN),
                     "anova_p_holm": c.get("p_holm", NAN), "boot_ci_low": b["ci_low"], "boot_ci_high": b["ci_high"],
                     "multiplier": m["multiplier"], "note": "; ".join(notes), "model": key[0], "data": key[1],

@@ -414,20 +414,21 @@ def anova_table(fit: dict) -> Table:
 
 
 def robustness_table(rows: list[dict], notes: bool = True) -> Table:
-    """``stats.robustness`` rows: the two-way (pooled-variance) interval and Holm p, the paired bootstrap
-    interval over test examples, and the equivalent-budget multiplier."""
-    header = [text("strategy"), Cell("n", "$n$"), Cell("Δ (two-way)", r"$\Delta$ (two-way)"),
+    """``stats.robustness`` rows: the two-way (pooled-variance) interval and Holm p with the seeds (blocks) it used,
+    the paired bootstrap interval over test examples, and the equivalent-budget multiplier."""
+    header = [text("strategy"), Cell("n", "$n$"), text("blocks"), Cell("Δ (two-way)", r"$\Delta$ (two-way)"),
               Cell("95 % CI (pooled)", r"95\,\% CI (pooled)"), Cell("p (Holm)", r"$p_\mathrm{Holm}$"),
               Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"), Cell("× budget", r"$\times$ budget")] + \
         ([text("note")] if notes else [])
     groups: dict[tuple, list[list[Cell]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
-            [ident(r["strategy"]), num(r["n_pairs"], "d"), num(r["anova_diff"], "+.4f"),
+            [ident(r["strategy"]), num(r["n_pairs"], "d"), num(r.get("anova_seeds"), "d"),
+             num(r["anova_diff"], "+.4f"),
              interval(r["anova_ci_low"], r["anova_ci_high"]), pval(r["anova_p_holm"]),
              interval(r["boot_ci_low"], r["boot_ci_high"]), num(r["multiplier"], ".2f")] +
             ([text(r["note"])] if notes else []))
-    return Table(header, "lrrlrlr" + "l" * notes, [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
+    return Table(header, "lrrrlrlr" + "l" * notes, [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
                                                    for (m, d, b, e), rs in groups.items()])
 
 

@@ -428,6 +428,21 @@ def test_reference_endpoint_pairs_across_budgets_on_the_chosen_metric():
         stats.reference_endpoint(dup, ("uniform", "r16"), [("ffn_in", "2027520")])
 
 
+def test_robustness_two_way_model_uses_complete_blocks_and_says_how_many():
+    """attn_heavy and uniform have seeds 0-2, ffn_heavy only 0-1 (still in the family: two pairs): the two-way model
+    fits seeds 0-1 (the blocks every arm has), so attn_heavy's row reports n = 3 paired seeds but 2 blocks, and the
+    two-way difference is the mean over seeds 0-1 (-0.105), not the paired mean over 0-2 (-0.10)."""
+    rs = []
+    for s, d in enumerate([-0.11, -0.10, -0.09]):
+        rs += [cell("uniform", s, 1e-3, 2.0, 1.80), cell("attn_heavy", s, 1e-3, 2.0, 1.80 + d)]
+    rs += [cell("ffn_heavy", s, 1e-3, 2.0, 1.82) for s in (0, 1)]
+    rows = {r["strategy"]: r for r in stats.robustness(rs, budget="r8", reps=20)}
+    assert (rows["attn_heavy"]["n_pairs"], rows["attn_heavy"]["anova_seeds"]) == (3, 2)
+    assert (rows["ffn_heavy"]["n_pairs"], rows["ffn_heavy"]["anova_seeds"]) == (2, 2)
+    assert rows["attn_heavy"]["anova_diff"] == pytest.approx(-0.105)
+    assert "two-way model on seeds 0 1 (complete blocks)" in rows["attn_heavy"]["note"]
+
+
 def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
     """uniform at r8 (4000 params) 1.80 at every seed; attn_heavy 1.70 ± 0.01; uniform's frontier r4 (2000
     params) 1.90, r16 (8000) 1.70: attn_heavy's 1.70 = uniform at 8000 params -> multiplier 2."""
@@ -441,7 +456,7 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
                cell("uniform", s, 1e-3, 2.0, 1.70, budget="r16", params=8000)]
     rs.append(cell("ffn_heavy", 0, 1e-3, 2.0, 1.85, examples=[[3.7, 2]]))  # one seed: outside the family and model
     (row,) = stats.robustness(rs, budget="r8", reps=200)
-    assert row["strategy"] == "attn_heavy" and row["n_pairs"] == 3
+    assert row["strategy"] == "attn_heavy" and row["n_pairs"] == 3 and row["anova_seeds"] == 3
     assert row["anova_diff"] == pytest.approx(-0.10)
     half = t2_q(0.975) * 0.01 / math.sqrt(3)        # two strategies: the two-way model is the paired t-test
     assert (row["anova_ci_low"], row["anova_ci_high"]) == (pytest.approx(-0.10 - half), pytest.approx(-0.10 + half))
@@ -449,7 +464,7 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
     assert (row["boot_ci_low"], row["boot_ci_high"]) == (pytest.approx(-0.10), pytest.approx(-0.10))
     assert row["multiplier"] == pytest.approx(2.0) and row["note"] == ""
     md = "\n".join(writers.protocol_v2_markdown([], [], [], [row]))
-    assert "Robustness of the primary endpoint" in md and "| attn_heavy | 3 | -0.1000 |" in md and "| 2.00 |" in md
+    assert "Robustness of the primary endpoint" in md and "| attn_heavy | 3 | 3 | -0.1000 |" in md and "| 2.00 |" in md
     # without per-example losses or a frontier: NaN with notes, never an exception
     bare = [r for r in rs if r["config"]["budget"] == "r8"]
     for r in bare:
