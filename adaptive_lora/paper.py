@@ -1182,7 +1182,8 @@ def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
 
 def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     """Arms whose verdict changes when they run at uniform's learning rate instead of their own (primary against
-    secondary endpoint, same seeds): the step-size confound in the test loss."""
+    secondary endpoint, same seeds): the step-size confound in the test loss; "the opposite" only for a reversal
+    (better <-> worse), not for a change to or from inconclusive or equivalent."""
     flips = lr_flips(primary, secondary)
     if not flips:
         return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no "
@@ -1190,8 +1191,11 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}) "
              f"at its own learning rate, {fmt_lr(a['lr'])}, to {tex_signed(b['diff_mean'])} "
              f"({short_verdict(b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
+    reversed_ = [tt(a["strategy"]) for a, b in flips if {a["verdict"], b["verdict"]} == {"better", "worse"}]
+    tail = (f" For {join_words(reversed_)}, a comparison at uniform's learning rate alone would have reported the "
+            "opposite." if reversed_ else "")
     return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): "
-            + "; ".join(parts) + ". A comparison at uniform's learning rate alone would have reported the opposite.")
+            + "; ".join(parts) + "." + tail)
 
 
 def main_grid(ctx: Inputs) -> Section:
@@ -1284,8 +1288,9 @@ def prior_conclusion(rows: list[dict], words: dict[str, str] | None = None) -> s
         return ""
     lost = all(r["verdict"] == "worse" for r in natural)
     won = [(words or {}).get(r["strategy"]) or tt(r["strategy"]) for r in matched if r["verdict"] == "better"]
-    first = (f"In its own setting{' (replication~D)' * (words is None)}, its conclusion that adapting all modules beats adapting a subset "
-             + ("held at the subsets' natural, smaller budgets" if lost else "did not hold even at the natural budgets"))
+    first = (f"In its own setting{' (replication~D)' * (words is None)}, its conclusion that adapting all modules "
+             "beats adapting a subset of them "
+             + ("holds at the subsets' natural, smaller budgets" if lost else "does not hold even at the natural budgets"))
     if won:
         return first + f"{', but' if lost else ';'} at a matched budget {join_words(won)} beat all modules."
     if all(r["verdict"] == "worse" for r in matched):

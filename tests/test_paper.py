@@ -1026,7 +1026,15 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
     assert paper.lr_finding(primary, secondary) == (
         "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): \\texttt{eva} "
         "goes from $-0.0209$ (better) at its own learning rate, $3 \\times 10^{-4}$, to $+0.0633$ (worse) at "
-        "uniform's, $3 \\times 10^{-3}$. A comparison at uniform's learning rate alone would have reported the opposite.")
+        "uniform's, $3 \\times 10^{-3}$. For \\texttt{eva}, a comparison at uniform's learning rate alone would have "
+        "reported the opposite.")
+    # worse -> inconclusive is a change but no reversal: named, without "the opposite"
+    ada = [endpoint_row("adalora", "worse", 0.0112, lr=1e-2)], [endpoint_row("adalora", "no detectable difference",
+                                                                               0.0212, endpoint="secondary")]
+    assert paper.lr_finding(*ada) == (
+        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): "
+        "\\texttt{adalora} goes from $+0.0112$ (worse) at its own learning rate, $10^{-2}$, to $+0.0212$ "
+        "(inconclusive) at uniform's, $3 \\times 10^{-3}$.")
     assert paper.lr_finding(primary[1:], secondary[1:3]) == (
         "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no arm's "
         "verdict changes.")
@@ -1095,10 +1103,10 @@ def test_agreement_counts_the_verdicts_a_replication_kept(part1, rows, expected)
 
 @pytest.mark.parametrize("natural, matched, expected", [
     ({"a": "worse", "b": "worse"}, {"a": "better", "b": "worse"},
-     "held at the subsets' natural, smaller budgets, but at a matched budget \\texttt{a} beat all modules."),
-    ({"a": "worse"}, {"a": "worse"}, "held at the subsets' natural, smaller budgets and at a matched budget too."),
+     "holds at the subsets' natural, smaller budgets, but at a matched budget \\texttt{a} beat all modules."),
+    ({"a": "worse"}, {"a": "worse"}, "holds at the subsets' natural, smaller budgets and at a matched budget too."),
     ({"a": "worse", "b": "equivalent"}, {"a": "no detectable difference"},
-     "did not hold even at the natural budgets; at a matched budget no subset beat all modules."),
+     "does not hold even at the natural budgets; at a matched budget no subset beat all modules."),
     ({"a": "worse"}, {}, None)])
 def test_prior_conclusion_reads_the_budget_effect(natural, matched, expected):
     from adaptive_lora import paper
@@ -1107,7 +1115,7 @@ def test_prior_conclusion_reads_the_budget_effect(natural, matched, expected):
         [prior_row("a", "matched", "better", -1.0, endpoint="eval_loss")]    # the prior 20: not read
     text = paper.prior_conclusion(rows)
     assert text == ("" if expected is None else "In its own setting (replication~D), its conclusion that adapting "
-                    "all modules beats adapting a subset " + expected)
+                    "all modules beats adapting a subset of them " + expected)
     described = paper.prior_conclusion(rows, {"a": "placement A"})
     assert described == text.replace("\\texttt{a}", "placement A").replace(" (replication~D)", "")
 
