@@ -1092,6 +1092,14 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
                    "rank redistribution "
                    f"({tt(contrast['reference'])}; difference {tex_signed(contrast['diff_mean'])} nats, equivalent), "
                    "so on this evidence it comes from its initialisation, not from its allocation.")
+    elif contrast is not None and contrast["n_pairs"] >= 2 and negligible(contrast):
+        share = init_share(contrast, primary)
+        verb = "lowers" if contrast["verdict"] == "better" else "raises"
+        out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} its loss by only "
+                   f"{tex_num(abs(contrast['diff_mean']))} nats beyond its initialisation alone "
+                   f"({tt(contrast['reference'])}; detectable, but inside the margin)"
+                   + (f": {share * 100:.0f}\\,\\% of its {effect_word(primary, contrast['strategy'])} comes from the "
+                      "initialisation." if share is not None else "."))
     flips = lr_flips(primary, secondary)
     if flips:
         out.append("At uniform's learning rate the verdict would change for " + join_words(
@@ -1161,20 +1169,44 @@ def effect_word(primary: list[dict], name: str) -> str:
     return {"better": "gain", "worse": "loss"}.get(v, "effect")
 
 
+def init_share(contrast: dict, primary: list[dict]) -> float | None:
+    """How much of the arm's primary difference to uniform its reference arm reaches alone (eva[rho1]'s over eva's:
+    0.98 = the initialisation alone has 98 % of EVA's gain); None unless both are rows of the same sign."""
+    diff = {r["strategy"]: r["diff_mean"] for r in primary if finite(r.get("diff_mean"))}
+    a, b = diff.get(contrast["strategy"]), diff.get(contrast["reference"])
+    return b / a if a and b and (a > 0) == (b > 0) else None
+
+
+def negligible(contrast: dict) -> bool:
+    """A detected difference (better / worse) whose whole interval lies inside the equivalence margin: the plan
+    gives better / worse precedence (amendment 2), and the text says how small it is."""
+    m = stats.EQUIVALENCE_MARGIN
+    return contrast["verdict"] in ("better", "worse") and -m < contrast["ci_low"] and contrast["ci_high"] < m
+
+
 def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
     """EVA's planned contrast (``stats.arm_contrast`` of ``stats.INIT_CONTRAST``): does its rank redistribution add
-    anything to its initialisation? Empty without two seed pairs."""
+    anything to its initialisation? Empty without two seed pairs. A detected difference inside the margin is read
+    with its size: the share of EVA's difference to uniform that the initialisation alone reaches."""
     if contrast is None or contrast["n_pairs"] < 2:
         return ""
     name, ref = (tt(x) for x in (contrast["strategy"], contrast["reference"]))
     ci = tex_interval(contrast["ci_low"], contrast["ci_high"], signed=True)
     what = effect_word(primary, contrast["strategy"])
+    share = init_share(contrast, primary)
     read = {"equivalent": (f"equivalent within $\\pm$\\EquivalenceMargin{{}} nats: on this evidence EVA's {what} "
                            "comes from its data-driven initialisation at its own learning rate, not from where it puts "
                            "rank"),
             "better": "so its redistribution adds to the initialisation",
             "worse": "so its redistribution costs loss against the initialisation alone"}.get(
         contrast["verdict"], "which does not separate the two")
+    if negligible(contrast):
+        read = (f"{'better' if contrast['verdict'] == 'better' else 'worse'}, but by less than the "
+                f"$\\pm$\\EquivalenceMargin{{}}-nat margin: the redistribution "
+                f"{'adds' if contrast['verdict'] == 'better' else 'costs'} a detectable amount that the plan counts as "
+                "negligible")
+        if share is not None:
+            read += f"; {ref} alone has {share * 100:.0f}\\,\\% of {name}'s {what} over uniform rank"
     return (f"The planned contrast {name} minus {ref} (the same initialisation without redistribution), paired by "
             f"seed, is {tex_signed(contrast['diff_mean'])} nats (95\\,\\% CI {ci}, $n = {contrast['n_pairs']}$; one "
             f"contrast, unadjusted, written into the plan after the interim endpoint), {read}.")

@@ -974,17 +974,24 @@ def test_allocation_finding_leaves_the_baselines_out(rows, expected):
     ("equivalent", 4, "equivalent within $\\pm$\\EquivalenceMargin{} nats: on this evidence EVA's gain comes from its "
                       "data-driven initialisation at its own learning rate, not from where it puts rank."),
     ("no detectable difference", 4, "which does not separate the two."),
-    ("equivalent", 1, None)])
+    ("equivalent", 1, None),
+    # better, but the whole interval inside the margin: the size is read (eva[rho1] -0.0196 of eva's -0.02: 98 %)
+    ("better", 4, "better, but by less than the $\\pm$\\EquivalenceMargin{}-nat margin: the redistribution adds a "
+                  "detectable amount that the plan counts as negligible; \\texttt{eva[rho1]} alone has 98\\,\\% of "
+                  "\\texttt{eva}'s gain over uniform rank.")])
 def test_init_finding_reads_the_planned_contrast(verdict, n, expected):
     from adaptive_lora import paper
     row = {"strategy": "eva", "reference": "eva[rho1]", "diff_mean": -0.0003, "ci_low": -0.0008, "ci_high": 0.0002,
            "n_pairs": n, "verdict": verdict}
-    text = paper.init_finding(row, [endpoint_row("eva", "better", -0.02)])
+    if verdict == "better":
+        row["ci_high"] = -0.0001
+    text = paper.init_finding(row, [endpoint_row("eva", "better", -0.02), endpoint_row("eva[rho1]", "better", -0.0196)])
     if expected is None:
         assert text == ""
     else:
         assert text == ("The planned contrast \\texttt{eva} minus \\texttt{eva[rho1]} (the same initialisation without "
-                        "redistribution), paired by seed, is $-0.0003$ nats (95\\,\\% CI $[-0.0008, +0.0002]$, $n = 4$; "
+                        "redistribution), paired by seed, is $-0.0003$ nats (95\\,\\% CI $[-0.0008, "
+                        f"{'-0.0001' if verdict == 'better' else '+0.0002'}]$, $n = 4$; "
                         "one contrast, unadjusted, written into the plan after the interim endpoint), " + expected)
 
 
@@ -1053,6 +1060,13 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
         "uniform's learning rate the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): one shared "
         "learning rate would have misled.")
     assert paper.abstract_findings(primary, [], dict(contrast, verdict="no detectable difference")) == ""
+    # detected but inside the margin: its size, and the initialisation's share of eva's gain (-0.0196 / -0.0209)
+    small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
+    assert paper.abstract_findings(primary + [endpoint_row("eva[rho1]", "better", -0.0196, lr=3e-4)], [], small) == (
+        "\\texttt{eva}'s rank redistribution lowers its loss by only 0.0004 nats beyond its initialisation alone "
+        "(\\texttt{eva[rho1]}; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
+    # an interval reaching beyond the margin is no "negligible" difference: no sentence
+    assert paper.abstract_findings(primary, [], dict(small, ci_low=-0.012)) == ""
     grid = tmp_path / "main_post.yaml"
     assert paper.seeds_planned(paper.stage_two_cells(grid)) == 4   # no post-stage grid yet: the planned 4
     grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
