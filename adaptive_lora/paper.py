@@ -1008,9 +1008,17 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
 def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted: tuple[str, ...] = ()) -> str:
     """The endpoint's verdicts in words: 'a beats uniform rank; b was equivalent to it ...' (``reference``: what
     the rows are compared with; verdicts in ``counted`` are given as a count, '3 were equivalent to it', where
-    the names would take too long)."""
+    the names would take too long). A winner or loser whose whole adjusted interval lies inside the equivalence
+    margin is marked: detected, but smaller than the plan's margin (better / worse take precedence, amendment 2)."""
+    m = stats.EQUIVALENCE_MARGIN
+
+    def small(r: dict) -> bool:
+        return r["verdict"] in ("better", "worse") and finite(r.get("adj_ci_low")) and finite(r.get("adj_ci_high")) \
+            and -m < r["adj_ci_low"] and r["adj_ci_high"] < m
+
     def named(v: str) -> list[str]:
-        return [tt(r["strategy"]) for r in primary if r["verdict"] == v]
+        return [tt(r["strategy"]) + (" (by less than the margin)" if small(r) else "")
+                for r in primary if r["verdict"] == v]
 
     def were_(v: str, names: list[str]) -> str:
         return f"{len(names)} {'was' if len(names) == 1 else 'were'}" if v in counted else were(names)

@@ -792,6 +792,17 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
         + " (Table~\\ref{tab:main-endpoint}).")
 
 
+def test_verdict_clause_marks_a_detected_difference_inside_the_margin():
+    """Better / worse take precedence over equivalent (amendment 2); an arm whose whole adjusted interval is inside
+    +-0.01 nats is still named a winner, with its size said."""
+    from adaptive_lora import paper
+    rows = [dict(endpoint_row("a", "better", -0.004), adj_ci_low=-0.008, adj_ci_high=-0.001),
+            dict(endpoint_row("b", "better", -0.02), adj_ci_low=-0.03, adj_ci_high=-0.01),
+            dict(endpoint_row("c", "worse", 0.003), adj_ci_low=0.0005, adj_ci_high=0.0099)]
+    assert paper.verdict_clause(rows) == ("\\texttt{a} (by less than the margin) and \\texttt{b} beat uniform rank; "
+                                          "\\texttt{c} (by less than the margin) lost to it")
+
+
 @pytest.mark.parametrize("extra, expected", [
     (2, "Stage~1 (28 cells, and 2 extending a learning-rate grid) is complete: on the development split "
         "uniform rank does best at a learning rate of $3 \\times 10^{-4}$ (bracketed), 1.5 times the pilot's."),
