@@ -120,7 +120,9 @@ def tex_signed(x, digits: int = 4) -> str:
 def tex_interval(lo, hi, digits: int = 4, signed: bool = False) -> str:
     if not (finite(lo) and finite(hi)):
         return NA
-    f = (lambda v: f"{'+' if v >= 0 else '-'}{abs(v):.{digits}f}") if signed else (lambda v: f"{v:.{digits}f}")
+    def f(v):   # a bound that would print as zero gets more decimals (writers.bound_digits)
+        d = writers.bound_digits(v, digits)
+        return f"{'+' if v >= 0 else '-'}{abs(v):.{d}f}" if signed else f"{v:.{d}f}"
     return f"$[{f(lo)}, {f(hi)}]$"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 
 from .stats import ALPHA, DELTA, EQUIVALENCE_MARGIN, POWER, REFERENCE, _finite
@@ -268,10 +269,24 @@ def pval(v) -> Cell:
     return Cell(s, _p(v, "--").replace("<", "$<$"))
 
 
+def bound_digits(v: float, digits: int = 4) -> int:
+    """Decimals for an interval bound: ``digits``, or up to 3 more while a non-zero bound would print as 0 (a bound
+    of -0.00003 shows as -0.00003, not -0.0000, so an interval that excludes 0 is seen to)."""
+    for d in range(digits, digits + 4):
+        if not v or round(v, d) != 0:
+            return d
+    return digits   # smaller than that: it is zero at any width worth printing
+
+
 def interval(lo, hi, fmt: str = "+.4f") -> Cell:
     if not (_finite(lo) and _finite(hi)):
         return Cell(DASH, "--")
-    a, b = num(lo, fmt), num(hi, fmt)
+    m = re.fullmatch(r"([+]?)\.(\d+)f", fmt)
+    if m:   # fixed-point bounds: widen a bound that would print as zero
+        lo_fmt, hi_fmt = (f"{m.group(1)}.{bound_digits(v, int(m.group(2)))}f" for v in (lo, hi))
+    else:
+        lo_fmt = hi_fmt = fmt
+    a, b = num(lo, lo_fmt), num(hi, hi_fmt)
     return Cell(f"[{a.md}, {b.md}]", f"[{a.tex}, {b.tex}]")
 
 

@@ -395,3 +395,15 @@ def test_planned_seeds_against_the_seeds_needed(planned, needed, words):
     text = planned_seeds_text(planned, *needed, str)
     assert text.startswith(f"The main grid runs {planned} seeds per cell, which {words};")
 
+
+
+@pytest.mark.parametrize("lo, hi, md", [
+    (-0.0007, 0.0002, "[-0.0007, +0.0002]"),
+    (-0.0007, -0.00003, "[-0.0007, -0.00003]"),       # excludes 0: must not print as -0.0000
+    (0.000004, 0.0011, "[+0.000004, +0.0011]"),
+    (-0.0007, 0.0, "[-0.0007, +0.0000]"),              # a bound at exactly 0 stays 0
+    (-1e-9, 0.001, "[-0.0000, +0.0010]"),              # at most 3 extra decimals
+])
+def test_interval_bounds_never_print_a_nonzero_bound_as_zero(lo, hi, md):
+    from adaptive_lora import writers
+    assert writers.interval(lo, hi).md == md
