@@ -1012,14 +1012,9 @@ def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted
     the rows are compared with; verdicts in ``counted`` are given as a count, '3 were equivalent to it', where
     the names would take too long). A winner or loser whose whole adjusted interval lies inside the equivalence
     margin is marked: detected, but smaller than the plan's margin (better / worse take precedence, amendment 2)."""
-    m = stats.EQUIVALENCE_MARGIN
-
-    def small(r: dict) -> bool:
-        return r["verdict"] in ("better", "worse") and finite(r.get("adj_ci_low")) and finite(r.get("adj_ci_high")) \
-            and -m < r["adj_ci_low"] and r["adj_ci_high"] < m
-
     def named(v: str) -> list[str]:
-        return [tt(r["strategy"]) + (" (by less than the margin)" if small(r) else "")
+        return [tt(r["strategy"]) + (" (by less than the margin)"
+                                     if negligible(r["verdict"], r.get("adj_ci_low"), r.get("adj_ci_high")) else "")
                 for r in primary if r["verdict"] == v]
 
     def were_(v: str, names: list[str]) -> str:
@@ -1102,7 +1097,8 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
                    "rank redistribution "
                    f"({tt(contrast['reference'])}; difference {tex_signed(contrast['diff_mean'])} nats, equivalent), "
                    "so on this evidence it comes from its initialisation, not from its allocation.")
-    elif contrast is not None and contrast["n_pairs"] >= 2 and negligible(contrast):
+    elif contrast is not None and contrast["n_pairs"] >= 2 and negligible(contrast["verdict"], contrast.get("ci_low"),
+                                                                            contrast.get("ci_high")):
         share = init_share(contrast, primary)
         verb = "lowers" if contrast["verdict"] == "better" else "raises"
         out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} its loss by only "
@@ -1187,11 +1183,10 @@ def init_share(contrast: dict, primary: list[dict]) -> float | None:
     return b / a if a and b and (a > 0) == (b > 0) else None
 
 
-def negligible(contrast: dict) -> bool:
+def negligible(verdict: str, ci_low: float, ci_high: float) -> bool:
     """A detected difference (better / worse) whose whole interval lies inside the equivalence margin: the plan
     gives better / worse precedence (amendment 2), and the text says how small it is."""
-    m = stats.EQUIVALENCE_MARGIN
-    return contrast["verdict"] in ("better", "worse") and -m < contrast["ci_low"] and contrast["ci_high"] < m
+    return verdict in ("better", "worse") and stats.inside_margin(ci_low, ci_high)
 
 
 def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
@@ -1203,18 +1198,17 @@ def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
     name, ref = (tt(x) for x in (contrast["strategy"], contrast["reference"]))
     ci = tex_interval(contrast["ci_low"], contrast["ci_high"], signed=True)
     what = effect_word(primary, contrast["strategy"])
-    share = init_share(contrast, primary)
     read = {"equivalent": (f"equivalent within $\\pm$\\EquivalenceMargin{{}} nats: on this evidence EVA's {what} "
                            "comes from its data-driven initialisation at its own learning rate, not from where it puts "
                            "rank"),
             "better": "so its redistribution adds to the initialisation",
             "worse": "so its redistribution costs loss against the initialisation alone"}.get(
         contrast["verdict"], "which does not separate the two")
-    if negligible(contrast):
-        read = (f"{'better' if contrast['verdict'] == 'better' else 'worse'}, but by less than the "
-                f"$\\pm$\\EquivalenceMargin{{}}-nat margin: the redistribution "
-                f"{'adds' if contrast['verdict'] == 'better' else 'costs'} a detectable amount that the plan counts as "
-                "negligible")
+    if negligible(contrast["verdict"], contrast["ci_low"], contrast["ci_high"]):
+        read = (f"{contrast['verdict']}, but by less than the $\\pm$\\EquivalenceMargin{{}}-nat margin: the "
+                f"redistribution {'adds' if contrast['verdict'] == 'better' else 'costs'} a detectable amount that the "
+                "plan counts as negligible")
+        share = init_share(contrast, primary)
         if share is not None:
             read += f"; {ref} alone has {share * 100:.0f}\\,\\% of {name}'s {what} over uniform rank"
     return (f"The planned contrast {name} minus {ref} (the same initialisation without redistribution), paired by "

@@ -153,6 +153,12 @@ def holm_intervals(pt_rows: list[dict], alpha: float = ALPHA) -> list[dict]:
     return out
 
 
+def inside_margin(ci_low: float, ci_high: float, margin: float = EQUIVALENCE_MARGIN) -> bool:
+    """The whole interval lies strictly inside (-margin, +margin) (False when a bound is undefined): the
+    equivalence test of ``verdict``, and what makes a detected difference negligible in the paper's text."""
+    return _finite(ci_low) and _finite(ci_high) and -margin < ci_low and ci_high < margin
+
+
 def verdict(ci_low: float, ci_high: float, margin: float | None = None) -> str:
     """The words generated text uses for a strategy − uniform loss difference, from its ADJUSTED interval only:
     "better" (interval entirely below 0: lower loss than uniform), "worse" (entirely above 0), with a ``margin``
@@ -166,7 +172,7 @@ def verdict(ci_low: float, ci_high: float, margin: float | None = None) -> str:
         return "better"
     if ci_low > 0:
         return "worse"
-    if margin is not None and -margin < ci_low and ci_high < margin:
+    if margin is not None and inside_margin(ci_low, ci_high, margin):
         return "equivalent"
     return "no detectable difference"
 

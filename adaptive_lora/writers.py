@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from dataclasses import dataclass, field
 
 from .stats import ALPHA, DELTA, EQUIVALENCE_MARGIN, POWER, REFERENCE, _finite
@@ -278,15 +277,12 @@ def bound_digits(v: float, digits: int = 4) -> int:
     return digits   # smaller than that: it is zero at any width worth printing
 
 
-def interval(lo, hi, fmt: str = "+.4f") -> Cell:
+def interval(lo, hi, digits: int = 4) -> Cell:
+    """A signed interval, "[-0.0007, +0.0002]"; a bound that would print as zero gets more decimals
+    (``bound_digits``)."""
     if not (_finite(lo) and _finite(hi)):
         return Cell(DASH, "--")
-    m = re.fullmatch(r"([+]?)\.(\d+)f", fmt)
-    if m:   # fixed-point bounds: widen a bound that would print as zero
-        lo_fmt, hi_fmt = (f"{m.group(1)}.{bound_digits(v, int(m.group(2)))}f" for v in (lo, hi))
-    else:
-        lo_fmt = hi_fmt = fmt
-    a, b = num(lo, lo_fmt), num(hi, hi_fmt)
+    a, b = (num(v, f"+.{bound_digits(v, digits)}f") for v in (lo, hi))
     return Cell(f"[{a.md}, {b.md}]", f"[{a.tex}, {b.tex}]")
 
 
