@@ -906,17 +906,20 @@ def main_endpoint_sentence(primary: list[dict], planned: int | None = None) -> s
 
 def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> tuple[str, bool]:
     """Of part 1's verdicts on the arms a replication repeats, how many it kept: ("kept 1 of 3 (a) and reversed b
-    (worse in part 1)", whether any other changed); ``names=False`` leaves out the kept arms' names. Kept: the
-    same verdict, inconclusive included; reversed: better <-> worse. ("", False) if the two share no arm."""
+    (worse in part 1); c was inconclusive (part 1: equivalent)", whether any other changed); ``names=False`` leaves
+    out the arms' names and the other changes. Kept: the same verdict, inconclusive included; reversed: better <->
+    worse. ("", False) if the two share no arm."""
     first = {r["strategy"]: r["verdict"] for r in part1}
     both = [(r["strategy"], first[r["strategy"]], r["verdict"]) for r in rows if r["strategy"] in first]
     if not both:
         return "", False
     kept = [tt(s) for s, a, b in both if a == b]
     flipped = [f"{tt(s)} ({short_verdict(a)} in part~1)" for s, a, b in both if {a, b} == {"better", "worse"}]
+    other = [f"{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})" for s, a, b in both
+             if a != b and {a, b} != {"better", "worse"}]
     text = f"kept {len(kept)} of {len(both)}" + (f" ({join_words(kept)})" if kept and names else "") + \
-        (f" and reversed {join_words(flipped)}" if flipped else "")
-    return text, len(kept) + len(flipped) < len(both)
+        (f" and reversed {join_words(flipped)}" if flipped else "") + (f"; {join_words(other)}" if other and names else "")
+    return text, bool(other)
 
 
 def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
@@ -927,7 +930,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     from .report import REPLICATIONS, replication_effects
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
-    said, short, waiting, empty, changed, prior = [], [], [], [], False, ""
+    said, short, waiting, empty, prior = [], [], [], [], ""
     selecting = {s["letter"] for s in replication_lr_rows(exps)}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
         letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
@@ -936,17 +939,15 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
             prior = (f"In {letter} ({pairs_range(rows)} paired seeds, matched budget), "
                      f"{verdict_clause(rows, 'all modules')}.")
         elif rows:
-            (text, other), brief = agreement(part1, rows), agreement(part1, rows, names=False)[0]
+            text, brief = agreement(part1, rows)[0], agreement(part1, rows, names=False)[0]
             said.append(f"{letter} ({pairs_range(rows)} paired seeds) {text or 'repeats none of its arms'}")
             short.append(f"{letter} {brief or 'repeats none of its arms'}")
-            changed |= other
         elif cells:
             waiting.append(f"{letter} ({cells} cell{'s' * (cells != 1)}"
                            + ("; learning rates: Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
         else:
             empty.append(letter)
-    out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}"
-            f"{'; the others changed' if changed else ''}."] if said else []) + [prior] * bool(prior) + \
+    out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}."] if said else []) + [prior] * bool(prior) + \
         (["Figure~\\ref{fig:replications} shows the effects."] if pdf.exists() else []) + \
         ([f"{join_words(waiting)} {'has' if len(waiting) == 1 else 'have'} no arm with two paired seeds yet."]
          if waiting else []) + \

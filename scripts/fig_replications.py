@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         return skip("no replication has a strategy with two seed pairs yet")
     blocks = [(label, [r for r in rows if r["strategy"] in replicated]) for label, rows in blocks]
     blocks = [(label, rows) for label, rows in blocks if rows]
-    fig = figure(0.38 * len(replicated) + 1.1)
+    fig = figure(0.3 * len(replicated) + 1.0)
     ax = fig.add_subplot(1, 1, 1)
     cmap = plt.get_cmap("tab10")
     step = 0.7 / max(1, len(blocks))

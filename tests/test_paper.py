@@ -1115,13 +1115,15 @@ def test_stage_five_best_is_read_from_the_post_grid(tmp_path):
     ([("a", "better"), ("b", "worse"), ("c", "no detectable difference"), ("d", "equivalent")],
      [("a", "better"), ("b", "better"), ("c", "no detectable difference"), ("d", "no detectable difference"),
       ("e", "worse")],
-     ("kept 2 of 4 (\\texttt{a} and \\texttt{c}) and reversed \\texttt{b} (worse in part~1)", True)),
+     ("kept 2 of 4 (\\texttt{a} and \\texttt{c}) and reversed \\texttt{b} (worse in part~1); \\texttt{d} was "
+      "inconclusive (part~1: equivalent)", True)),
     ([("a", "better")], [("a", "worse")], ("kept 0 of 1 and reversed \\texttt{a} (better in part~1)", False)),
-    ([("a", "no detectable difference")], [("a", "worse")], ("kept 0 of 1", True)),
+    ([("a", "no detectable difference")], [("a", "worse")], ("kept 0 of 1; \\texttt{a} was worse (part~1: inconclusive)",
+                                                            True)),
     ([("a", "better")], [("b", "better")], ("", False))])
 def test_agreement_counts_the_verdicts_a_replication_kept(part1, rows, expected):
-    """Kept: the same verdict (inconclusive included); reversed: better <-> worse; the flag: any other change;
-    arms part 1 did not test are left out."""
+    """Kept: the same verdict (inconclusive included); reversed: better <-> worse; other changes named, with the
+    flag; arms part 1 did not test are left out."""
     from adaptive_lora import paper
     assert paper.agreement([endpoint_row(s, v) for s, v in part1], [endpoint_row(s, v) for s, v in rows]) == expected
 
@@ -1160,8 +1162,8 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
     (tmp_path / "replications.pdf").write_bytes(b"%PDF")
     macros, tex = paper.replications(exps, tmp_path / "replications.pdf")
     assert macros["ReplicationSentence"] == (
-        "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); the "
-        "others changed. In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
+        "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); "
+        "\\texttt{attn\\_heavy} was equivalent (part~1: better). In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
         "\\texttt{attention\\_only} beat all modules. Figure~\\ref{fig:replications} shows the effects. B (1 cell) and C (2 "
         "cells; learning rates: Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
     assert "\\label{fig:replications}" in tex
