@@ -958,9 +958,9 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     tex = HEADER.format(src="results/replication_*/")
     if pdf.exists():
         tex += ("\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{replications}\n\\caption{Part~1's primary "
-                "effects, for the strategies a replication repeats, beside its replications: mean paired difference "
-                "to uniform rank, unadjusted 95\\,\\% interval (thick) and Holm step-down interval over each "
-                "experiment's own family (thin); dotted: the equivalence margin.}\\label{fig:replications}\n\\end{figure}\n")
+                "effects beside the replications' on the arms they repeat: mean paired difference to uniform rank, "
+                "unadjusted 95\\,\\% (thick) and Holm step-down interval within each experiment (thin); dotted: "
+                "the equivalence margin.}\\label{fig:replications}\n\\end{figure}\n")
     else:
         tex += "% no replication with two seeds per strategy yet: no figure\n"
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion}, tex
