@@ -904,22 +904,21 @@ def main_endpoint_sentence(primary: list[dict], planned: int | None = None) -> s
             "Appendix~\\ref{app:main-robustness}) give: " + "; ".join(parts) + ".")
 
 
-def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> tuple[str, bool]:
+def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
     """Of part 1's verdicts on the arms a replication repeats, how many it kept: ("kept 1 of 3 (a) and reversed b
-    (worse in part 1); c was inconclusive (part 1: equivalent)", whether any other changed); ``names=False`` leaves
-    out the arms' names and the other changes. Kept: the same verdict, inconclusive included; reversed: better <->
-    worse. ("", False) if the two share no arm."""
+    (worse in part 1); c was inconclusive (part 1: equivalent)"; ``names=False`` leaves out the arms' names and the
+    other changes. Kept: the same verdict, inconclusive included; reversed: better <-> worse. "" if the two share no
+    arm."""
     first = {r["strategy"]: r["verdict"] for r in part1}
     both = [(r["strategy"], first[r["strategy"]], r["verdict"]) for r in rows if r["strategy"] in first]
     if not both:
-        return "", False
+        return ""
     kept = [tt(s) for s, a, b in both if a == b]
     flipped = [f"{tt(s)} ({short_verdict(a)} in part~1)" for s, a, b in both if {a, b} == {"better", "worse"}]
     other = [f"{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})" for s, a, b in both
              if a != b and {a, b} != {"better", "worse"}]
-    text = f"kept {len(kept)} of {len(both)}" + (f" ({join_words(kept)})" if kept and names else "") + \
+    return f"kept {len(kept)} of {len(both)}" + (f" ({join_words(kept)})" if kept and names else "") + \
         (f" and reversed {join_words(flipped)}" if flipped else "") + (f"; {join_words(other)}" if other and names else "")
-    return text, bool(other)
 
 
 def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
@@ -939,7 +938,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
             prior = (f"In {letter} ({pairs_range(rows)} paired seeds, matched budget), "
                      f"{verdict_clause(rows, 'all modules')}.")
         elif rows:
-            text, brief = agreement(part1, rows)[0], agreement(part1, rows, names=False)[0]
+            text, brief = agreement(part1, rows), agreement(part1, rows, names=False)
             said.append(f"{letter} ({pairs_range(rows)} paired seeds) {text or 'repeats none of its arms'}")
             short.append(f"{letter} {brief or 'repeats none of its arms'}")
         elif cells:

@@ -1116,14 +1116,13 @@ def test_stage_five_best_is_read_from_the_post_grid(tmp_path):
      [("a", "better"), ("b", "better"), ("c", "no detectable difference"), ("d", "no detectable difference"),
       ("e", "worse")],
      ("kept 2 of 4 (\\texttt{a} and \\texttt{c}) and reversed \\texttt{b} (worse in part~1); \\texttt{d} was "
-      "inconclusive (part~1: equivalent)", True)),
-    ([("a", "better")], [("a", "worse")], ("kept 0 of 1 and reversed \\texttt{a} (better in part~1)", False)),
-    ([("a", "no detectable difference")], [("a", "worse")], ("kept 0 of 1; \\texttt{a} was worse (part~1: inconclusive)",
-                                                            True)),
-    ([("a", "better")], [("b", "better")], ("", False))])
+      "inconclusive (part~1: equivalent)")),
+    ([("a", "better")], [("a", "worse")], "kept 0 of 1 and reversed \\texttt{a} (better in part~1)"),
+    ([("a", "no detectable difference")], [("a", "worse")], "kept 0 of 1; \\texttt{a} was worse (part~1: inconclusive)"),
+    ([("a", "better")], [("b", "better")], "")])
 def test_agreement_counts_the_verdicts_a_replication_kept(part1, rows, expected):
-    """Kept: the same verdict (inconclusive included); reversed: better <-> worse; other changes named, with the
-    flag; arms part 1 did not test are left out."""
+    """Kept: the same verdict (inconclusive included); reversed: better <-> worse; other changes named; arms part 1
+    did not test are left out."""
     from adaptive_lora import paper
     assert paper.agreement([endpoint_row(s, v) for s, v in part1], [endpoint_row(s, v) for s, v in rows]) == expected
 
