@@ -913,12 +913,17 @@ def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
     both = [(r["strategy"], first[r["strategy"]], r["verdict"]) for r in rows if r["strategy"] in first]
     if not both:
         return ""
-    kept = [tt(s) for s, a, b in both if a == b]
-    flipped = [f"{tt(s)} ({short_verdict(a)} in part~1)" for s, a, b in both if {a, b} == {"better", "worse"}]
-    other = [f"{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})" for s, a, b in both
-             if a != b and {a, b} != {"better", "worse"}]
+    kept, flipped, other = [], [], []
+    for s, a, b in both:    # each arm lands in exactly one list
+        if a == b:
+            kept.append(tt(s))
+        elif {a, b} == {"better", "worse"}:
+            flipped.append(f"{tt(s)} ({short_verdict(a)} in part~1)")
+        else:
+            other.append(f"{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})")
     return f"kept {len(kept)} of {len(both)}" + (f" ({join_words(kept)})" if kept and names else "") + \
-        (f" and reversed {join_words(flipped)}" if flipped else "") + (f"; {join_words(other)}" if other and names else "")
+        (f" and reversed {join_words(flipped)}" if flipped else "") + \
+        (f"; {join_words(other)}" if other and names else "")
 
 
 def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
