@@ -1112,11 +1112,17 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
                    + (f": {share * 100:.0f}\\,\\% of its {effect_word(primary, contrast['strategy'])} comes from the "
                       "initialisation." if share is not None else "."))
     flips = lr_flips(primary, secondary)
-    if flips:
-        out.append("At uniform's learning rate the verdict would change for " + join_words(
-            [f"{tt(a['strategy'])} ({short_verdict(b['verdict'])}, {tex_signed(b['diff_mean'])} nats)"
-             for a, b in flips])
-            + ": one shared learning rate would have misled.")
+    if len(flips) == 1:
+        (a, b), = flips
+        out.append(f"At uniform's learning rate {tt(a['strategy'])} would be {short_verdict(b['verdict'])} "
+                   f"({tex_signed(b['diff_mean'])} nats): one shared learning rate would have misled.")
+    elif flips:   # several: grouped by the verdict they would get, sizes left to the text (the abstract is short)
+        groups: dict[str, list[str]] = {}
+        for a, b in flips:
+            groups.setdefault(short_verdict(b["verdict"]), []).append(tt(a["strategy"]))
+        said = "; ".join(f"{verdict}: {', '.join(names)}" for verdict, names in groups.items())
+        out.append(f"At uniform's learning rate the verdict would change ({said}): one shared learning rate "
+                   "would have misled.")
     return " ".join(out)
 
 

@@ -1068,8 +1068,16 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     assert paper.abstract_findings(primary, secondary, contrast) == (
         "\\texttt{eva}'s gain is the same without its rank redistribution (\\texttt{eva[rho1]}; difference $-0.0003$ "
         "nats, equivalent), so on this evidence it comes from its initialisation, not from its allocation. At "
-        "uniform's learning rate the verdict would change for \\texttt{eva} (worse, $+0.0633$ nats): one shared "
-        "learning rate would have misled.")
+        "uniform's learning rate \\texttt{eva} would be worse ($+0.0633$ nats): one shared learning rate would have "
+        "misled.")
+    # several arms change: grouped by the verdict they would get at uniform's learning rate
+    flips = ([endpoint_row(s, "better", -0.01, lr=3e-4) for s in ("eva", "adalora", "attn_heavy")],
+             [endpoint_row("eva", "worse", 0.06, endpoint="secondary"),
+              endpoint_row("adalora", "no detectable difference", 0.02, endpoint="secondary"),
+              endpoint_row("attn_heavy", "no detectable difference", 0.005, endpoint="secondary")])
+    assert paper.abstract_findings(*flips, None) == (
+        "At uniform's learning rate the verdict would change (worse: \\texttt{eva}; inconclusive: \\texttt{adalora}, "
+        "\\texttt{attn\\_heavy}): one shared learning rate would have misled.")
     assert paper.abstract_findings(primary, [], dict(contrast, verdict="no detectable difference")) == ""
     # detected but inside the margin: its size, and the initialisation's share of eva's gain (-0.0196 / -0.0209)
     small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
