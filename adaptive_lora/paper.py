@@ -909,21 +909,44 @@ def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
     (worse in part 1); c was inconclusive (part 1: equivalent)"; ``names=False`` leaves out the arms' names and the
     other changes. Kept: the same verdict, inconclusive included; reversed: better <-> worse. "" if the two share no
     arm."""
-    first = {r["strategy"]: r["verdict"] for r in part1}
-    both = [(r["strategy"], first[r["strategy"]], r["verdict"]) for r in rows if r["strategy"] in first]
-    if not both:
+    kept, flipped, other = compare_verdicts(part1, rows)
+    if not kept + flipped + other:
         return ""
+    return f"kept {len(kept)} of {len(kept + flipped + other)}" + \
+        (f" ({join_words([tt(s) for s in kept])})" if kept and names else "") + \
+        (f" and reversed {join_words([f'{tt(s)} ({short_verdict(a)} in part~1)' for s, a, _ in flipped])}"
+         if flipped else "") + \
+        (f"; {join_words([f'{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})' for s, a, b in other])}"
+         if other and names else "")
+
+
+def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, list]:
+    """Part 1's verdict against a replication's on each arm both have, as (kept, reversed, other): kept = the arm
+    names whose verdict is the same (inconclusive included), reversed = (arm, part 1's, replication's) for
+    better <-> worse, other = the same triples for every other change. Each shared arm lands in exactly one."""
+    first = {r["strategy"]: r["verdict"] for r in part1}
     kept, flipped, other = [], [], []
-    for s, a, b in both:    # each arm lands in exactly one list
-        if a == b:
-            kept.append(tt(s))
-        elif {a, b} == {"better", "worse"}:
-            flipped.append(f"{tt(s)} ({short_verdict(a)} in part~1)")
-        else:
-            other.append(f"{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})")
-    return f"kept {len(kept)} of {len(both)}" + (f" ({join_words(kept)})" if kept and names else "") + \
-        (f" and reversed {join_words(flipped)}" if flipped else "") + \
-        (f"; {join_words(other)}" if other and names else "")
+    for r in rows:
+        if (s := r["strategy"]) in first:
+            a, b = first[s], r["verdict"]
+            if a == b:
+                kept.append(s)
+            else:
+                (flipped if {a, b} == {"better", "worse"} else other).append((s, a, b))
+    return kept, flipped, other
+
+
+def replication_abstract(part1: list[dict], repeated: list[tuple[str, list[dict]]]) -> str:
+    """The abstract's one sentence on replications A-C (``repeated``: [(name, rows)], e.g. ("Gemma-3-270M", rows)):
+    how many of part 1's verdicts each kept, and the arms whose verdict reversed; "" before any has two seeds."""
+    parts = []
+    for name, rows in repeated:
+        kept, flipped, other = compare_verdicts(part1, rows)
+        if n := len(kept + flipped + other):
+            reversed_ = join_words([f"{tt(s)}'s" for s, _, _ in flipped])
+            parts.append(f"with {name}, {len(kept)} of {n} " + ("verdicts " if not parts else "") + "held"
+                         + (f" and {reversed_} reversed" if flipped else ""))
+    return ("Repeated " + "; ".join(parts) + ".") if parts else ""
 
 
 def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
@@ -934,7 +957,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
     from .report import REPLICATIONS, replication_effects
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
-    said, short, waiting, empty, prior = [], [], [], [], ""
+    said, short, waiting, empty, prior, repeated = [], [], [], [], "", []
     selecting = {s["letter"] for s in replication_lr_rows(exps)}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
         letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
@@ -944,6 +967,7 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
                      f"{verdict_clause(rows, 'all modules')}.")
         elif rows:
             text, brief = agreement(part1, rows), agreement(part1, rows, names=False)
+            repeated.append((label.split(": ", 1)[1], rows))
             said.append(f"{letter} ({pairs_range(rows)} paired seeds) {text or 'repeats none of its arms'}")
             short.append(f"{letter} {brief or 'repeats none of its arms'}")
         elif cells:
@@ -967,7 +991,8 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
                 "the equivalence margin.}\\label{fig:replications}\n\\end{figure}\n")
     else:
         tex += "% no replication with two seeds per strategy yet: no figure\n"
-    return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion}, tex
+    return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
+            "ReplicationAbstract": replication_abstract(part1, repeated)}, tex
 
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
@@ -1012,10 +1037,12 @@ def replication_lr(exps: dict[str, list[dict]]) -> str:
         + writers.table_latex(writers.lr_grid_table(selection, group=lambda s: s["replication"])) + "\\end{table}\n")
 
 
-def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted: tuple[str, ...] = ()) -> str:
+def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted: tuple[str, ...] = (),
+                   explain: bool = True) -> str:
     """The endpoint's verdicts in words: 'a beats uniform rank; b was equivalent to it ...' (``reference``: what
     the rows are compared with; verdicts in ``counted`` are given as a count, '3 were equivalent to it', where
-    the names would take too long). A winner or loser whose whole adjusted interval lies inside the equivalence
+    the names would take too long; ``explain=False`` leaves out what "inconclusive" means, for the abstract's
+    arXiv length limit). A winner or loser whose whole adjusted interval lies inside the equivalence
     margin is marked: detected, but smaller than the plan's margin (better / worse take precedence, amendment 2)."""
     def named(v: str) -> list[str]:
         return [tt(r["strategy"]) + (" (by less than the margin)"
@@ -1028,8 +1055,8 @@ def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted
     parts = ([f"{join_words(better)} beat{'s' * (len(better) == 1)} {reference}"] if better else []) + \
         ([f"{join_words(worse)} lost to it"] if worse else []) + \
         ([f"{were_('equivalent', same)} equivalent to it within $\\pm$\\EquivalenceMargin{{}} nats"] if same else []) + \
-        ([f"{were_('no detectable difference', open_)} inconclusive (no detectable difference, not shown "
-          "equivalent)"] if open_ else [])
+        ([f"{were_('no detectable difference', open_)} inconclusive"
+          + (" (no detectable difference, not shown equivalent)" if explain else "")] if open_ else [])
     if parts and not better:    # "it" needs the reference named first
         parts[0] = parts[0].replace(" to it", f" to {reference}", 1)
     return "; ".join(parts) or "no strategy could be tested"
@@ -1072,7 +1099,8 @@ def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seed
         (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
     lead = "So far, with " if more_seeds or interim(primary, planned) else "With "
     return (f"{lead}{how}, each at its own learning rate, Holm-adjusted intervals of the test-loss difference to "
-            f"uniform rank say: {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))}.")
+            f"uniform rank say: "
+            f"{verdict_clause(primary, counted=('equivalent', 'no detectable difference'), explain=False)}.")
 
 
 def secondary_rows(secondary: list[dict]) -> dict[str, dict]:

@@ -675,8 +675,8 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
         paper.main_conclusion(primary, planned=13)
     verdicts = ("each at its own learning rate, Holm-adjusted intervals of the test-loss difference to uniform rank "
-                "say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive (no detectable difference, not "
-                "shown equivalent).")     # the abstract counts the inconclusive and equivalent arms
+                "say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive.")   # the abstract counts the
+    # inconclusive and equivalent arms, and leaves what "inconclusive" means to the text (arXiv's length limit)
     assert paper.main_abstract_endpoint(primary, 13) == "So far, with 3 paired seeds per arm and 2 of the 13 arms, " + verdicts
     assert paper.main_abstract_endpoint(primary, 13, seeds=8) == (
         "So far, with 3 of the 8 planned paired seeds per arm and 2 of the 13 arms, " + verdicts)
@@ -1176,10 +1176,29 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
     assert "\\label{fig:replications}" in tex
     assert macros["ReplicationConclusion"] == (
         "Of part~1's verdicts, replication A kept 1 of 2.")
+    assert macros["ReplicationAbstract"] == "Repeated with 500 steps, 1 of 2 verdicts held."   # D is not part 1's
     monkeypatch.setattr(report, "replication_effects", lambda exps: [])
     macros, _ = paper.replications({}, tmp_path / "replications.pdf")
     assert macros["ReplicationSentence"].startswith("No replication has a committed cell yet")
-    assert macros["ReplicationConclusion"] == ""
+    assert macros["ReplicationConclusion"] == macros["ReplicationAbstract"] == ""
+
+
+@pytest.mark.parametrize("repeated, expected", [
+    ([], ""),
+    ([("GSM8K", [endpoint_row("zzz", "better")])], ""),                       # no arm in common with part 1
+    ([("Gemma-3-270M", [endpoint_row("a", "equivalent"), endpoint_row("b", "worse"),
+                        endpoint_row("c", "better")])],
+     "Repeated with Gemma-3-270M, 2 of 3 verdicts held and \\texttt{b}'s reversed."),
+    ([("GSM8K", [endpoint_row("a", "worse"), endpoint_row("c", "better")]),
+      ("Gemma-3-270M", [endpoint_row("b", "worse"), endpoint_row("d", "worse")])],
+     "Repeated with GSM8K, 1 of 2 verdicts held; with Gemma-3-270M, 0 of 2 held and \\texttt{b}'s and "
+     "\\texttt{d}'s reversed."),
+])
+def test_replication_abstract_counts_kept_and_reversed_verdicts(repeated, expected):
+    from adaptive_lora import paper
+    part1 = [endpoint_row("a", "equivalent"), endpoint_row("b", "better"), endpoint_row("c", "better"),
+             endpoint_row("d", "better")]
+    assert paper.replication_abstract(part1, repeated) == expected
 
 
 def test_post_status_counts_the_next_stages_cells_and_its_extra_seeds():
