@@ -912,18 +912,25 @@ def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
     kept, flipped, other = compare_verdicts(part1, rows)
     if not kept + flipped + other:
         return ""
+    changed = [f"{tt(s)} was {short_verdict(r['verdict'])} (part~1: {short_verdict(a)})" for s, a, r in other]
     return f"kept {len(kept)} of {len(kept + flipped + other)}" + \
         (f" ({join_words([tt(s) for s in kept])})" if kept and names else "") + \
-        (f" and reversed {join_words([f'{tt(s)} ({short_verdict(a)} in part~1)' for s, a, _ in flipped])}"
-         if flipped else "") + \
-        (f"; {join_words([f'{tt(s)} was {short_verdict(b)} (part~1: {short_verdict(a)})' for s, a, b in other])}"
-         if other and names else "")
+        (f" and reversed {join_words([reversal(s, a, r) for s, a, r in flipped])}" if flipped else "") + \
+        (f"; {join_words(changed)}" if other and names else "")
+
+
+def reversal(strategy: str, first: str, row: dict) -> str:
+    """'\\texttt{eva} (better in part~1)', adding '; now worse by less than the margin' when the replication's
+    whole adjusted interval lies inside the equivalence margin (detected, but small)."""
+    small = negligible(row["verdict"], row.get("adj_ci_low"), row.get("adj_ci_high"))
+    return (f"{tt(strategy)} ({short_verdict(first)} in part~1"
+            + (f"; now {row['verdict']} by less than the margin" if small else "") + ")")
 
 
 def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, list]:
     """Part 1's verdict against a replication's on each arm both have, as (kept, reversed, other): kept = the arm
-    names whose verdict is the same (inconclusive included), reversed = (arm, part 1's, replication's) for
-    better <-> worse, other = the same triples for every other change. Each shared arm lands in exactly one."""
+    names whose verdict is the same (inconclusive included), reversed = (arm, part 1's verdict, the replication's
+    row) for better <-> worse, other = the same triples for every other change. Each shared arm lands in one."""
     first = {r["strategy"]: r["verdict"] for r in part1}
     kept, flipped, other = [], [], []
     for r in rows:
@@ -932,7 +939,7 @@ def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, l
             if a == b:
                 kept.append(s)
             else:
-                (flipped if {a, b} == {"better", "worse"} else other).append((s, a, b))
+                (flipped if {a, b} == {"better", "worse"} else other).append((s, a, r))
     return kept, flipped, other
 
 
@@ -943,9 +950,12 @@ def replication_abstract(part1: list[dict], repeated: list[tuple[str, list[dict]
     for name, rows in repeated:
         kept, flipped, other = compare_verdicts(part1, rows)
         if n := len(kept + flipped + other):
-            reversed_ = join_words([f"{tt(s)}'s" for s, _, _ in flipped])
+            small = [negligible(r["verdict"], r.get("adj_ci_low"), r.get("adj_ci_high")) for _, _, r in flipped]
+            reversed_ = join_words([f"{tt(s)}'s" + (" (by less than the margin)" * tiny * (not all(small)))
+                                    for (s, _, _), tiny in zip(flipped, small)])
             parts.append(f"with {name}, {len(kept)} of {n} " + ("verdicts " if not parts else "") + "held"
-                         + (f" and {reversed_} reversed" if flipped else ""))
+                         + (f" and {reversed_} reversed" + (", by less than the margin" * all(small))
+                            if flipped else ""))
     return ("Repeated " + "; ".join(parts) + ".") if parts else ""
 
 

@@ -1135,6 +1135,15 @@ def test_agreement_counts_the_verdicts_a_replication_kept(part1, rows, expected)
     assert paper.agreement([endpoint_row(s, v) for s, v in part1], [endpoint_row(s, v) for s, v in rows]) == expected
 
 
+def test_agreement_says_when_a_reversal_is_smaller_than_the_margin():
+    from adaptive_lora import paper
+    small = dict(endpoint_row("a", "worse", 0.005), adj_ci_low=0.003, adj_ci_high=0.007)
+    assert paper.agreement([endpoint_row("a", "better")], [small]) == (
+        "kept 0 of 1 and reversed \\texttt{a} (better in part~1; now worse by less than the margin)")
+    assert paper.agreement([endpoint_row("a", "better")], [dict(small, adj_ci_high=0.012)]) == (
+        "kept 0 of 1 and reversed \\texttt{a} (better in part~1)")
+
+
 @pytest.mark.parametrize("natural, matched, expected", [
     ({"a": "worse", "b": "worse"}, {"a": "better", "b": "worse"},
      "holds at the subsets' natural, smaller budgets, but at a matched budget \\texttt{a} beat all modules."),
@@ -1189,6 +1198,9 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
     ([("Gemma-3-270M", [endpoint_row("a", "equivalent"), endpoint_row("b", "worse"),
                         endpoint_row("c", "better")])],
      "Repeated with Gemma-3-270M, 2 of 3 verdicts held and \\texttt{b}'s reversed."),
+    # a reversal whose adjusted interval lies inside the equivalence margin says so
+    ([("Gemma-3-270M", [dict(endpoint_row("b", "worse", 0.005), adj_ci_low=0.003, adj_ci_high=0.007)])],
+     "Repeated with Gemma-3-270M, 0 of 1 verdicts held and \\texttt{b}'s reversed, by less than the margin."),
     ([("GSM8K", [endpoint_row("a", "worse"), endpoint_row("c", "better")]),
       ("Gemma-3-270M", [endpoint_row("b", "worse"), endpoint_row("d", "worse")])],
      "Repeated with GSM8K, 1 of 2 verdicts held; with Gemma-3-270M, 0 of 2 held and \\texttt{b}'s and "
