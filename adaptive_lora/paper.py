@@ -982,14 +982,14 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
             short.append(f"{letter} {brief or 'repeats none of its arms'}")
         elif cells:
             waiting.append(f"{letter} ({cells} cell{'s' * (cells != 1)}"
-                           + ("; learning rates: Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
+                           + (", Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
         else:
             empty.append(letter)
     out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}."] if said else []) + [prior] * bool(prior) + \
         (["Figure~\\ref{fig:replications} shows the effects."] if pdf.exists() else []) + \
-        ([f"{join_words(waiting)} {'has' if len(waiting) == 1 else 'have'} no arm with two paired seeds yet."]
-         if waiting else []) + \
-        ([f"{join_words(empty)} {'has' if len(empty) == 1 else 'have'} no committed cell yet."] if empty else [])
+        ([f"{join_words(waiting)} {has(waiting)} no arm with two paired seeds yet"
+          + (f"; {join_words(empty)} {has(empty)} no cell yet." if empty else ".")] if waiting else []) + \
+        ([f"{join_words(empty)} {has(empty)} no committed cell yet."] if empty and not waiting else [])
     sentence = " ".join(out) if said or prior or waiting else \
         "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
     conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
@@ -1003,6 +1003,10 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
         tex += "% no replication with two seeds per strategy yet: no figure\n"
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
             "ReplicationAbstract": replication_abstract(part1, repeated)}, tex
+
+
+def has(names: list) -> str:
+    return "has" if len(names) == 1 else "have"
 
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:

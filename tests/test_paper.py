@@ -1181,7 +1181,7 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
         "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); "
         "\\texttt{attn\\_heavy} was equivalent (part~1: better). In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
         "\\texttt{attention\\_only} beat all modules. Figure~\\ref{fig:replications} shows the effects. B (1 cell) and C (2 "
-        "cells; learning rates: Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
+        "cells, Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
     assert "\\label{fig:replications}" in tex
     assert macros["ReplicationConclusion"] == (
         "Of part~1's verdicts, replication A kept 1 of 2.")
@@ -1190,6 +1190,17 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
     macros, _ = paper.replications({}, tmp_path / "replications.pdf")
     assert macros["ReplicationSentence"].startswith("No replication has a committed cell yet")
     assert macros["ReplicationConclusion"] == macros["ReplicationAbstract"] == ""
+
+
+def test_replications_sentence_names_the_replications_without_cells(tmp_path, monkeypatch):
+    from adaptive_lora import paper, report
+    monkeypatch.setattr(report, "replication_effects", lambda exps: [])
+    pdf = tmp_path / "missing.pdf"
+    two = {"replication_gsm8k": [{"eval_loss": 1.0}] * 2}
+    assert paper.replications(two, pdf)[0]["ReplicationSentence"] == (
+        "B (2 cells) has no arm with two paired seeds yet; A, C, and D have no cell yet.")
+    assert paper.replications({"replication_gemma": [{"eval_loss": 1.0}]}, pdf)[0]["ReplicationSentence"] == (
+        "C (1 cell) has no arm with two paired seeds yet; A, B, and D have no cell yet.")
 
 
 @pytest.mark.parametrize("repeated, expected", [
