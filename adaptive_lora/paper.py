@@ -161,6 +161,11 @@ def were(names: list[str]) -> str:
     return f"{join_words(names)} {'was' if len(names) == 1 else 'were'}"
 
 
+def has(names: list[str]) -> str:
+    """'a has' / 'a and b have' (names already typeset)."""
+    return f"{join_words(names)} {'has' if len(names) == 1 else 'have'}"
+
+
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
@@ -922,9 +927,8 @@ def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
 def reversal(strategy: str, first: str, row: dict) -> str:
     """'\\texttt{eva} (better in part~1)', adding '; now worse by less than the margin' when the replication's
     whole adjusted interval lies inside the equivalence margin (detected, but small)."""
-    small = negligible(row["verdict"], row.get("adj_ci_low"), row.get("adj_ci_high"))
     return (f"{tt(strategy)} ({short_verdict(first)} in part~1"
-            + (f"; now {row['verdict']} by less than the margin" if small else "") + ")")
+            + (f"; now {row['verdict']} by less than the margin" if negligible_row(row) else "") + ")")
 
 
 def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, list]:
@@ -950,12 +954,11 @@ def replication_abstract(part1: list[dict], repeated: list[tuple[str, list[dict]
     for name, rows in repeated:
         kept, flipped, other = compare_verdicts(part1, rows)
         if n := len(kept + flipped + other):
-            small = [negligible(r["verdict"], r.get("adj_ci_low"), r.get("adj_ci_high")) for _, _, r in flipped]
-            reversed_ = join_words([f"{tt(s)}'s" + (" (by less than the margin)" * tiny * (not all(small)))
-                                    for (s, _, _), tiny in zip(flipped, small)])
-            parts.append(f"with {name}, {len(kept)} of {n} " + ("verdicts " if not parts else "") + "held"
-                         + (f" and {reversed_} reversed" + (", by less than the margin" * all(small))
-                            if flipped else ""))
+            every = all(negligible_row(r) for _, _, r in flipped)   # then said once, after the names
+            reversed_ = join_words([f"{tt(s)}'s" + (" (by less than the margin)" if negligible_row(r) and not every
+                                                     else "") for s, _, r in flipped])
+            tail = "" if not flipped else f" and {reversed_} reversed" + (", by less than the margin" if every else "")
+            parts.append(f"with {name}, {len(kept)} of {n} " + ("verdicts " if not parts else "") + "held" + tail)
     return ("Repeated " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -987,9 +990,9 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
             empty.append(letter)
     out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}."] if said else []) + [prior] * bool(prior) + \
         (["Figure~\\ref{fig:replications} shows the effects."] if pdf.exists() else []) + \
-        ([f"{join_words(waiting)} {has(waiting)} no arm with two paired seeds yet"
-          + (f"; {join_words(empty)} {has(empty)} no cell yet." if empty else ".")] if waiting else []) + \
-        ([f"{join_words(empty)} {has(empty)} no committed cell yet."] if empty and not waiting else [])
+        ([f"{has(waiting)} no arm with two paired seeds yet" + (f"; {has(empty)} no cell yet." if empty else ".")]
+         if waiting else []) + \
+        ([f"{has(empty)} no committed cell yet."] if empty and not waiting else [])
     sentence = " ".join(out) if said or prior or waiting else \
         "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
     conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
@@ -1003,10 +1006,6 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
         tex += "% no replication with two seeds per strategy yet: no figure\n"
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
             "ReplicationAbstract": replication_abstract(part1, repeated)}, tex
-
-
-def has(names: list) -> str:
-    return "has" if len(names) == 1 else "have"
 
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
@@ -1059,8 +1058,7 @@ def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted
     arXiv length limit). A winner or loser whose whole adjusted interval lies inside the equivalence
     margin is marked: detected, but smaller than the plan's margin (better / worse take precedence, amendment 2)."""
     def named(v: str) -> list[str]:
-        return [tt(r["strategy"]) + (" (by less than the margin)"
-                                     if negligible(r["verdict"], r.get("adj_ci_low"), r.get("adj_ci_high")) else "")
+        return [tt(r["strategy"]) + (" (by less than the margin)" if negligible_row(r) else "")
                 for r in primary if r["verdict"] == v]
 
     def were_(v: str, names: list[str]) -> str:
@@ -1240,6 +1238,11 @@ def negligible(verdict: str, ci_low: float, ci_high: float) -> bool:
     """A detected difference (better / worse) whose whole interval lies inside the equivalence margin: the plan
     gives better / worse precedence (amendment 2), and the text says how small it is."""
     return verdict in ("better", "worse") and stats.inside_margin(ci_low, ci_high)
+
+
+def negligible_row(row: dict) -> bool:
+    """``negligible`` of an endpoint row, on its adjusted interval (the one verdicts follow)."""
+    return negligible(row["verdict"], row.get("adj_ci_low"), row.get("adj_ci_high"))
 
 
 def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
