@@ -45,8 +45,11 @@ PAPER = ROOT / "paper"
 GENERATED = PAPER / "generated"
 GRID = ROOT / "experiments" / "pilot.yaml"
 MAIN_GRID = ROOT / "experiments" / "main.yaml"
-STAGE_TWO_GRID = ROOT / "experiments" / "main_r8.yaml"    # written by scripts/next_stage.py after stage 1
 POST_GRID = ROOT / "experiments" / "main_post.yaml"       # written by scripts/next_stage.py after stages 2-3
+# the grids scripts/next_stage.py wrote after stage 1, in the order it wrote them, as the text names them
+STAGE_GRIDS = {"main_r8.yaml": "stages 2 and 3", "main_post.yaml": "the shuffled control, stage 5 and amendment~3's extra seeds",
+               "main_extend.yaml": "the extension of uniform's learning-rate check",
+               "main_frontier.yaml": "stage 4 (uniform's frontier)"}
 MAIN_EXP = PAPER_TABLE_EXP   # the pilot: its strategy table is the one `adaptive-lora report` writes for the paper
 DEFAULT_EXP = "default"
 MAIN_BUDGET = "r8"
@@ -60,7 +63,7 @@ NA = "n/a"
 
 # files this module writes in paper/generated/ (strategy_table.* belongs to `adaptive-lora report`)
 OUTPUTS = ("numbers.tex", "prior_work_table.tex", "budget_table.tex", "runs_table.tex", "rank_maps.tex",
-           "main_lr_table.tex", "main_endpoint_table.tex", "main_secondary_table.tex", "main_robustness.tex", "replications.tex",
+           "main_lr_table.tex", "main_endpoint_table.tex", "main_secondary_table.tex", "main_robustness.tex",
            "replication_lr.tex", "prior_setting_table.tex")
 KIND_SHORT = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate", "up_proj": "up",
               "down_proj": "down", "c_attn": "c\\_attn", "c_proj": "c\\_proj", "c_fc": "c\\_fc"}
@@ -176,11 +179,6 @@ def tabular(spec: str, header: list[str], rows: list[list[str]]) -> str:
     out += [" & ".join(r) + " \\\\" for r in rows]
     out += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(out)
-
-
-def float_table(caption: str, label: str, body: str, size: str = "\\small") -> str:
-    return "\n".join(["\\begin{table}[htbp]", "\\centering", size, f"\\caption{{{caption}}}\\label{{{label}}}",
-                      body, "\\end{table}"])
 
 
 def compress_ranks(ranks: list[int]) -> str:
@@ -348,7 +346,6 @@ class Inputs:
     defaults: dict
     spec: object
     budget_main: int
-    figures: Path = PAPER / "figures"      # where the fig_*.py scripts wrote (a figure's existence is read)
     pilot: list[dict] = field(default_factory=list)
     cells: dict = field(default_factory=dict)
     comparisons: dict = field(default_factory=dict)
@@ -375,7 +372,7 @@ class IncompleteResults(ValueError):
     cells or not at all (and the main grid's primary endpoint needs a strategy with two paired seeds)."""
 
 
-def load_inputs(results_dir: Path | None = None, figures: Path | None = None) -> Inputs:
+def load_inputs(results_dir: Path | None = None) -> Inputs:
     import yaml
 
     from .budget import parse_budget
@@ -388,7 +385,7 @@ def load_inputs(results_dir: Path | None = None, figures: Path | None = None) ->
                  prior=yaml.safe_load((PAPER / "prior_work.yaml").read_text()),
                  manifest=json.loads((ROOT / "data" / "manifest.json").read_text()),
                  cells_planned=cells_planned, defaults=config_defaults(),
-                 spec=spec, budget_main=parse_budget(MAIN_BUDGET, spec), figures=figures or PAPER / "figures")
+                 spec=spec, budget_main=parse_budget(MAIN_BUDGET, spec))
     ctx.pilot = [r for r in exps.get(MAIN_EXP, []) if r["config"].get("model") == MODEL]
     present = {(r["config"]["strategy"], r["config"]["budget"], r["config"]["seed"]) for r in ctx.pilot}
     missing = [c for c in cells_planned if c not in present]
@@ -534,12 +531,7 @@ def prior_work(ctx: Inputs) -> Section:
     rows.append(["attention only (true)", ", ".join(tt(t) for t in prior["true_attention_only_targets"]), "--",
                  tex_int(true_attn), "--"])
     body = tabular("llrrl", ["Row", "PEFT targets", "Printed", "Exact count", "Match"], rows)
-    cap = (f"The prior work's parameter counts (DialoGPT-medium, rank {prior['rank']}) recomputed with "
-           "\\texttt{adaptive\\_lora.models.model\\_spec}: PEFT's list targets match module names by suffix, so "
-           "its ``attention only'' row also adapted \\texttt{mlp.c\\_proj}. Printed values from "
-           "\\texttt{paper/prior\\_work.yaml}.")
-    table = HEADER.format(src="paper/prior_work.yaml and the model spec") + float_table(cap, "tab:prior-counts", body)
-    return M, {"prior_work_table.tex": table + "\n"}
+    return M, {"prior_work_table.tex": HEADER.format(src="paper/prior_work.yaml and the model spec") + body + "\n"}
 
 
 def pilot_cells(ctx: Inputs) -> Section:
@@ -706,45 +698,32 @@ def budget_table(ctx: Inputs) -> Section:
         rows2.append([tt(name), tex_int(count), f"{'$-$' if dev < 0 else '+'}{abs(dev):.2f}\\,\\%",
                       f"{min(ranks)}" if min(ranks) == max(ranks) else f"{min(ranks)}--{max(ranks)}"])
     body2 = tabular("lrrr", ["Strategy", "Exact count", "vs.\\ budget", "Ranks"], rows2)
-    cap = (f"Budgets on SmolLM2-135M (left: $r_N$ = the count of uniform rank $N$ on all "
-           f"{len(spec.modules)} adapted modules) and the exact trainable counts of the data-free strategies at "
-           f"{tt(MAIN_BUDGET)} (right), computed by the allocation code.")
-    body = body1 + "\n\\hspace{2em}\n" + body2
     return {}, {"budget_table.tex": HEADER.format(src="the model spec and the allocation code")
-                + float_table(cap, "tab:budgets", body) + "\n"}
+                + body1 + "\n\\hspace{2em}\n" + body2 + "\n"}
 
 
-def rank_maps_table(spec, maps: dict[str, tuple[dict, str]]) -> str:
-    """One table: a row per block, a column per strategy, each cell the block's ranks (compressed)."""
+def rank_maps_table(spec, maps: dict[str, dict]) -> str:
+    """One tabular: a row per block, a column per strategy, each cell the block's ranks (compressed)."""
     names = list(maps)
     by_layer: dict[str, dict[int, list[int]]] = {}
-    for name, (rank_map, _) in maps.items():
+    for name, rank_map in maps.items():
         layers: dict[int, list[int]] = {}
         for m in spec.modules:  # spec order = kind order within a block
             layers.setdefault(m.layer, []).append(int(rank_map.get(m.name, 0)))
         by_layer[name] = layers
     layers = sorted({m.layer for m in spec.modules})
     rows = [[str(layer)] + [compress_ranks(by_layer[n][layer]) for n in names] for layer in layers]
-    rows.append(["Parameters"] + [tex_int(spec.count(maps[n][0])) for n in names])
-    body = tabular("r" + "l" * len(names), ["Block"] + [tt(n) for n in names], rows)
-    kinds = ", ".join(KIND_SHORT.get(k.rsplit(".", 1)[-1], escape(k)) for k in spec.kinds)
-    sources = "; ".join(f"{tt(n)}: {src}" for n, (_, src) in maps.items())
-    cap = (f"Rank maps of the pilot's strategies at {tt(MAIN_BUDGET)}, one row per block. A cell lists the ranks of "
-           f"the block's projections in the order {kinds}; $r\\times n$ stands for $n$ consecutive projections of "
-           f"rank $r$, and a single number for the same rank on all of them. Sources: {sources}.")
-    return float_table(cap, "tab:rank-maps", "\\setlength{\\tabcolsep}{4pt}\n" + body, "\\scriptsize")
+    rows.append(["Parameters"] + [tex_int(spec.count(maps[n])) for n in names])
+    return tabular("r" + "l" * len(names), ["Block"] + [tt(n) for n in names], rows)
 
 
 def rank_maps(ctx: Inputs) -> Section:
-    """Each pilot strategy's rank map at the main budget: the ``rank_map`` its first seed recorded (AdaLoRA's: its
-    final ranks)."""
-    shown = {}
-    for strat in ctx.planned_strats:
-        cell = ctx.cells[(strat, MAIN_BUDGET)]
-        shown[strat] = (cell.runs[cell.seeds[0]]["rank_map"],
-                        f"the seed-{cell.seeds[0]} run" + (" (final ranks)" if strat == "adalora" else ""))
-    return {}, {"rank_maps.tex": HEADER.format(src="results/pilot/")
-                + rank_maps_table(ctx.spec, shown) + "\n"}
+    """Each pilot strategy's rank map at the main budget: the ``rank_map`` its seed-0 run recorded (AdaLoRA's: its
+    final ranks); the kinds' order, which the caption states."""
+    shown = {strat: ctx.cells[(strat, MAIN_BUDGET)].runs[0]["rank_map"] for strat in ctx.planned_strats}
+    kinds = ", ".join(KIND_SHORT.get(k.rsplit(".", 1)[-1], escape(k)) for k in ctx.spec.kinds)
+    return {"SmolKindOrder": kinds}, {"rank_maps.tex": HEADER.format(src="results/pilot/")
+                                      + rank_maps_table(ctx.spec, shown) + "\n"}
 
 
 def runs_table(ctx: Inputs) -> Section:
@@ -757,15 +736,10 @@ def runs_table(ctx: Inputs) -> Section:
              tex_num(math.exp(r["eval_loss"]), 2), tex_num(r["train_seconds"] / 60, 1)]
             for r in sorted(ctx.pilot, key=order)]
     body = tabular("llrrrrr", ["Strategy", "Budget", "Seed", "Trainable", "Eval loss", "PPL", "Train min"], rows)
-    cap = ("Every run of the pilot (\\texttt{results/pilot/}); $^*$: also the main job's run "
-           "(\\texttt{results/default/}). PPL $= \\exp(\\text{eval loss})$; AdaLoRA's trainable count is its final "
-           "count.")
-    return {}, {"runs_table.tex": HEADER.format(src="results/pilot/ and results/default/")
-                + float_table(cap, "tab:runs", body, "\\scriptsize") + "\n"}
+    return {}, {"runs_table.tex": HEADER.format(src="results/pilot/ and results/default/") + body + "\n"}
 
 
-def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID,
-                     stage_two: list = ()) -> dict[str, str]:
+def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID) -> dict[str, str]:
     """Macros of the main grid (protocol v2): stage 1 (complete, or ``IncompleteResults``), the training-path hash its
     cells share, and the learning rate chosen on the dev split per swept strategy (``swept``: ``stats.lr_curves`` of
     the ``lr_selection`` at MAIN_BUDGET, the rows the lr table shows; the test loss plays no part)."""
@@ -790,61 +764,29 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
             "MainTrainExamples": tex_int(planned[0].train_examples),
             "MainTransferExamples": tex_int(planned[0].transfer_examples),
             "MainSameLrSentence": same_lr_sentence(swept),
-            "MainStageTwoStatus": stage_two_status(done, stage_two),
+            "MainStagesStatus": stages_status(done, {name: stage_two_cells(grid.parent / f)
+                                                     for f, name in STAGE_GRIDS.items()}),
             "MainStageOneSentence": stage_one_sentence(swept, len(planned), config_defaults()["lr"], n_extra),
             "MainLrSentence": ("The development split selects: " + "; ".join(chosen)
                                + "; Figure~\\ref{fig:lr-curves} and Table~\\ref{tab:lr-grid} give the curves.")}
 
 
-def stage_two_cells(grid: Path = STAGE_TWO_GRID) -> list:
-    """The cells (``RunConfig``) of stages 2-3 (or of another grid ``scripts/next_stage.py`` wrote, e.g.
-    POST_GRID); [] before it exists."""
+def stage_two_cells(grid: Path) -> list:
+    """The cells (``RunConfig``) of a grid ``scripts/next_stage.py`` wrote (e.g. POST_GRID); [] before it exists."""
     from .sweep import cells, load_grid
     return cells(load_grid(grid)) if grid.exists() else []
 
 
-def planned_arms(planned: list) -> set[str]:
-    """The arms (``stats.arm``: strategy, with eva's rho where it is not the default) that the planned cells
-    (``stage_two_cells`` of stages 2-3 and of the post stage) run at MAIN_BUDGET, uniform and the scaling ablation
-    (a Holm family of its own, ``stats.scaling_ablation``) excluded: the primary endpoint's whole family."""
-    return {stats.arm({"config": c.to_dict()}) for c in planned
-            if c.budget == MAIN_BUDGET and c.scaling == "constant"} - {REFERENCE}
-
-
-def stage_two_status(done: set[str], planned: list) -> str:
-    """Progress of stages 2-3 (``stage_two_cells``; empty before the grid exists): cells committed of planned, and
-    per seed which are complete and how far the next one is (the sweep runs seed by seed)."""
-    if not planned:
-        return ""
-    by_seed: dict[int, list[bool]] = {}
-    for c in planned:
-        by_seed.setdefault(c.seed, []).append(c.run_id in done)
-    complete = [s for s, flags in sorted(by_seed.items()) if all(flags)]
-    partial = [(s, sum(f), len(f)) for s, f in sorted(by_seed.items()) if any(f) and not all(f)]
-    n_done = sum(sum(f) for f in by_seed.values())
-    parts = ([f"seed{'s' * (len(complete) > 1)}~{join_words([str(s) for s in complete])} "
-              f"{'are' if len(complete) > 1 else 'is'} complete"] if complete else []) + \
-        [f"seed~{s} has {k} of its {n}" for s, k, n in partial]
-    return (f"Stages 2 and 3 (every strategy at its own and at uniform's learning rate, seeds 0 to "
-            f"{max(by_seed)}, run seed by seed) have {n_done} of their {len(planned)} cells committed"
-            + (": " + "; ".join(parts) if parts else "") + ".")
-
-
-def post_status(done: set[str], post: list, spec) -> str:
-    """Progress of the stage after 2-3 (``POST_GRID``, written by scripts/next_stage.py; empty before it exists):
-    its cells committed of planned, and how many of them are amendment 3's extra seeds of the primary comparisons."""
-    if not post:
-        return ""
-    extra = [c for c in post if c.seed >= MAIN_SEEDS and c.budget == MAIN_BUDGET]
-    ranks = sorted({c.budget for c in post if c.budget != MAIN_BUDGET}, key=lambda b: budget_key(b, spec))
-    what = ["the shuffled-rank control's seeds"] + \
-        ([f"a check of uniform's learning rate at {join_words([tt(b) for b in ranks])}"] if ranks else []) + \
-        ["the scaling ablation"] + \
-        ([f"under amendment~3 seeds {MAIN_SEEDS} to {max(c.seed for c in extra)} of the primary comparisons"]
-         if extra else [])
-    return (f"The next stage ({join_words(what)}) has {sum(c.run_id in done for c in post)} of its {len(post)} cells "
-            "committed" + (f", {sum(c.run_id in done for c in extra)} of the {len(extra)} extra-seed ones among them"
-                           if extra else "") + ".")
+def stages_status(done: set[str], grids: dict[str, list]) -> str:
+    """Progress of the stages after stage 1 (``grids``: {name in the text: its cells}, empty lists for grids not
+    written yet): the complete ones named with their cell count, the others with committed of planned cells."""
+    grids = {name: cs for name, cs in grids.items() if cs}
+    full = [name for name, cs in grids.items() if all(c.run_id in done for c in cs)]
+    n_full = sum(len(grids[name]) for name in full)
+    parts = ([f"{join_words(full)} {'is' if len(full) == 1 else 'are'} complete ({n_full} cells)"] if full else []) + \
+        [f"{name} has {sum(c.run_id in done for c in cs)} of its {len(cs)} cells committed"
+         for name, cs in grids.items() if name not in full]
+    return (parts[0][0].upper() + "; ".join(parts)[1:] + ".") if parts else ""
 
 
 def same_lr_sentence(selection: list[dict]) -> str:
@@ -891,20 +833,15 @@ def primary_families(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return first, [r for r in rows if not r["endpoint"].startswith("primary")]
 
 
-def main_endpoint_sentence(primary: list[dict], planned: int | None = None) -> str:
-    """The primary endpoint's verdicts by group (the text around Figure main-forest); ``planned``: the strategies the
-    primary endpoint will compare, so that an interim analysis says how many of them it covers."""
+def main_endpoint_sentence(primary: list[dict]) -> str:
+    """The primary endpoint's verdicts by group (the text around Figure main-forest)."""
     groups: dict[str, list[str]] = {}
     for r in primary:
         groups.setdefault(r["verdict"], []).append(tt(r["strategy"]))
     words = {"equivalent": "equivalent to uniform rank within $\\pm$\\EquivalenceMargin{} nats",
              "no detectable difference": "no detectable difference, but not shown equivalent (inconclusive)"}
     parts = [f"{join_words(names)}: {words.get(v, v)}" for v, names in sorted(groups.items())]
-    n = sorted({r["n_pairs"] for r in primary})
-    tested = "" if not interim(primary, planned) else (
-        f"So far {len(primary)} of the {planned} arms of the primary endpoint have two "
-        "or more paired seeds; Holm's correction runs over these, the final analysis over all of them. ")
-    return (tested + f"With {n[0]}{f' to {n[-1]}' * (len(n) > 1)} paired seeds per strategy, the Holm-adjusted "
+    return (f"With {pairs_range(primary)} paired seeds per strategy, the Holm-adjusted "
             "intervals of the primary endpoint (Figure~\\ref{fig:main-forest}; Table~\\ref{tab:main-endpoint} in "
             "Appendix~\\ref{app:main-robustness}) give: " + "; ".join(parts) + ".")
 
@@ -962,11 +899,11 @@ def replication_abstract(part1: list[dict], repeated: list[tuple[str, list[dict]
     return ("Repeated " + "; ".join(parts) + ".") if parts else ""
 
 
-def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str], str]:
+def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     """The replications' sentences: Section 5's (for A-C, how many of part 1's verdicts on the arms each repeats
     it kept, and which: EXPERIMENTS.md, "Did part 1's answer hold?"; for D its own verdicts, which amendment 5
-    reads against the prior study; the text names A-D) and the conclusion's (A-C, the counts), and
-    replications.tex (their figure once drawn)."""
+    reads against the prior study; the text names A-D, and Figure replications follows it) and the conclusion's (A-C,
+    the counts)."""
     from .report import REPLICATIONS, replication_effects
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
@@ -989,23 +926,14 @@ def replications(exps: dict[str, list[dict]], pdf: Path) -> tuple[dict[str, str]
         else:
             empty.append(letter)
     out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}."] if said else []) + [prior] * bool(prior) + \
-        (["Figure~\\ref{fig:replications} shows the effects."] if pdf.exists() else []) + \
         ([f"{has(waiting)} no arm with two paired seeds yet" + (f"; {has(empty)} no cell yet." if empty else ".")]
          if waiting else []) + \
         ([f"{has(empty)} no committed cell yet."] if empty and not waiting else [])
     sentence = " ".join(out) if said or prior or waiting else \
         "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
     conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
-    tex = HEADER.format(src="results/replication_*/")
-    if pdf.exists():
-        tex += ("\\begin{figure}[htbp]\n\\centering\n\\PaperGraphic{replications}\n\\caption{Part~1's primary "
-                "effects beside the replications' on the arms they repeat: mean paired difference to uniform rank, "
-                "unadjusted 95\\,\\% (thick) and Holm step-down interval within each experiment (thin); dotted: "
-                "the equivalence margin.}\\label{fig:replications}\n\\end{figure}\n")
-    else:
-        tex += "% no replication with two seeds per strategy yet: no figure\n"
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
-            "ReplicationAbstract": replication_abstract(part1, repeated)}, tex
+            "ReplicationAbstract": replication_abstract(part1, repeated)}
 
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
@@ -1021,33 +949,19 @@ def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
     return out
 
 
-def replication_lr(exps: dict[str, list[dict]]) -> str:
-    """replication_lr.tex: the appendix section with each replication's learning-rate selection on its own
-    development split (seed 0; EXPERIMENTS.md, Part 2), as stage 1 of the main grid does it: the selected lr per
-    swept arm and every dev loss (``writers.lr_grid_table``, one group per replication). Only arms run at two or
-    more lrs count (the others run at a chosen lr); a comment before any replication has swept one."""
+def replication_lr(exps: dict[str, list[dict]]) -> tuple[str, str]:
+    """(the lrs the replications' dev splits select, the body of their table): each replication's learning-rate
+    selection on its own development split (seed 0; EXPERIMENTS.md, Part 2), the selected lr per swept arm and every
+    dev loss (``writers.lr_grid_table``, one group per replication). Only arms run at two or more lrs count (the
+    others run at a chosen lr)."""
     selection = replication_lr_rows(exps)
-    tex = HEADER.format(src="results/replication_*/")
     if not selection:
-        return tex + "% no replication has swept a learning rate yet: no appendix section\n"
+        return "none yet", "% no replication has swept a learning rate yet\n"
     chosen = [f"{s['letter']}, {tt(s['strategy'])}: "
               + (f"{fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; "
                  f"{'bracketed' if s['bracketed'] else 'not bracketed yet'})" if s["lr"] is not None else "none yet")
               for s in selection]
-    return tex + (
-        "\\section{Replications: learning-rate selection}\\label{app:replication-lr}\n\n"
-        "Each replication selects its learning rates on its own development split (seed~0), as stage~1 of the main "
-        "grid does (Appendix~\\ref{app:main-lr}); the test set plays no part. After uniform's, the data-driven arm "
-        "(part~1's best; on GSM8K also \\texttt{eva}) selects its own over uniform's rate times $1/9$, $1/3$, 1 and "
-        "3, extended the same way (amendment~6 of the plan, written before any such cell when part~1's interim "
-        "secondary endpoint showed \\texttt{eva}'s verdict reversing with the learning rate). The development "
-        "split selects: "
-        + "; ".join(chosen) + ". Table~\\ref{tab:replication-lr} gives every value.\n\n"
-        "\\begin{table}[htbp]\n\\centering\n\\caption{Development loss (nats per token, seed~0) of the "
-        f"learning-rate cells of {join_words(sorted({s['replication'] for s in selection}))} by peak learning rate; "
-        "bold: the selected learning rate (the argmin; ties go to the smaller one); last row of each group: whether a "
-        "worse rate lies on both sides of it.}\\label{tab:replication-lr}\n\\small\n"
-        + writers.table_latex(writers.lr_grid_table(selection, group=lambda s: s["replication"])) + "\\end{table}\n")
+    return "; ".join(chosen), writers.table_latex(writers.lr_grid_table(selection, group=lambda s: s["replication"]))
 
 
 def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted: tuple[str, ...] = (),
@@ -1074,24 +988,12 @@ def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted
     return "; ".join(parts) or "no strategy could be tested"
 
 
-def interim(primary: list[dict], planned: int | None) -> bool:
-    """Fewer strategies have two paired seeds than the primary endpoint will compare (``planned``; None: unknown)."""
-    return planned is not None and len(primary) < planned
-
-
-def tested_so_far(primary: list[dict], planned: int | None) -> str:
-    """' for the k of its N strategies with two or more paired seeds,' while the family is incomplete."""
-    return ("" if not interim(primary, planned) else
-            f" for the {len(primary)} of its {planned} strategies with two or more paired seeds,")
-
-
-def main_conclusion(primary: list[dict], planned: int | None = None) -> str:
-    """The conclusion's clause on the main grid so far (follows "...in a design with four replications;"): the arms that
+def main_conclusion(primary: list[dict]) -> str:
+    """The conclusion's clause on the main grid (follows "...in a design with four replications;"): the arms that
     won or lost by name, the equivalent and inconclusive ones counted (Section 5 and the abstract name them)."""
     own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
-    return (f"so far,{tested_so_far(primary, planned)} with at least {min(r['n_pairs'] for r in primary)} paired "
-            f"seeds per strategy and Holm-adjusted intervals, "
-            f"{verdict_clause(primary, counted=('equivalent', 'no detectable difference'))} at {own} "
+    return (f"with at least {min(r['n_pairs'] for r in primary)} paired seeds per strategy and Holm-adjusted "
+            f"intervals, {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))} at {own} "
             "(Table~\\ref{tab:main-endpoint}).")
 
 
@@ -1101,17 +1003,11 @@ def pairs_range(rows: list[dict]) -> str:
     return str(lo) if lo == hi else f"{lo} to {hi}"
 
 
-def main_abstract_endpoint(primary: list[dict], planned: int | None = None, seeds: int | None = None) -> str:
-    """The abstract's sentence on the primary endpoint so far (arms that beat or lost to uniform by name, the
-    equivalent and inconclusive ones counted: the section text names them); ``seeds``: the seeds per arm the plan
-    runs in the end (amendment 3), named while fewer have landed."""
-    n, lo = pairs_range(primary), min(r["n_pairs"] for r in primary)
-    more_seeds = bool(seeds) and lo < seeds
-    how = (f"{n} of the {seeds} planned paired seeds per arm" if more_seeds else f"{n} paired seeds per arm") + \
-        (f" and {len(primary)} of the {planned} arms" if interim(primary, planned) else "")
-    lead = "So far, with " if more_seeds or interim(primary, planned) else "With "
-    return (f"{lead}{how}, each at its own learning rate, Holm-adjusted intervals of the test-loss difference to "
-            f"uniform rank say: "
+def main_abstract_endpoint(primary: list[dict]) -> str:
+    """The abstract's sentence on the primary endpoint (arms that beat or lost to uniform by name, the equivalent
+    and inconclusive ones counted: the section text names them)."""
+    return (f"With {pairs_range(primary)} paired seeds per arm, each at its own learning rate, Holm-adjusted "
+            "intervals of the test-loss difference to uniform rank say: "
             f"{verdict_clause(primary, counted=('equivalent', 'no detectable difference'), explain=False)}.")
 
 
@@ -1172,13 +1068,6 @@ def stage_five_best(post: list) -> str:
     the grid exists."""
     names = sorted({c.strategy for c in post if c.scaling != "constant"} - {"attn_heavy", "ffn_heavy"})
     return join_words([tt(x) for x in names]) or "not yet chosen"
-
-
-def seeds_planned(post: list) -> int:
-    """Seeds per primary arm in the end: one more than the largest seed at MAIN_BUDGET among the post-stage cells
-    (``stage_two_cells`` of POST_GRID, which ``scripts/next_stage.py`` wrote by amendment 3's rule), else the
-    planned SEEDS_MIN."""
-    return max(max((c.seed for c in post if c.budget == MAIN_BUDGET), default=-1) + 1, MAIN_SEEDS)
 
 
 def allocation_finding(primary: list[dict]) -> str:
@@ -1299,18 +1188,16 @@ def main_grid(ctx: Inputs) -> Section:
     primary, secondary = main_endpoint_rows(main)     # once: the sentences and the tables share them
     if not primary:
         raise IncompleteResults("results/main/: no strategy has two paired seeds at its selected learning rate")
-    stage_two, post = stage_two_cells(), stage_two_cells(POST_GRID)
-    planned, seeds = len(planned_arms(stage_two + post)), seeds_planned(post)
+    post = stage_two_cells(POST_GRID)
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
-    rm, rep_tex = replications(ctx.exps, ctx.figures / "replications.pdf")
+    lr_chosen, lr_table = replication_lr(ctx.exps)
     header = HEADER.format(src="results/main/")
-    return {**main_grid_macros(main, selection, stage_two=stage_two), **rm,
-            "MainPostStatus": post_status({r["run_id"] for r in main}, post, ctx.spec),
-            "MainEndpointSentence": main_endpoint_sentence(primary, planned),
-            "MainConclusionSentence": main_conclusion(primary, planned),
-            "MainAbstractEndpoint": main_abstract_endpoint(primary, planned, seeds),
-            "MainSeedsPlanned": str(seeds),
+    return {**main_grid_macros(main, selection), **replications(ctx.exps), "ReplicationLrChosen": lr_chosen,
+            "MainEndpointSentence": main_endpoint_sentence(primary),
+            "MainConclusionSentence": main_conclusion(primary),
+            "MainAbstractEndpoint": main_abstract_endpoint(primary),
+            "MainSeedsPlanned": str(max(r["n_pairs"] for r in primary)),
             "MainStageFiveBest": stage_five_best(post),
             "MainTransferSentence": transfer_finding([r for r in secondary if r["endpoint"] == TRANSFER]),
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
@@ -1323,7 +1210,7 @@ def main_grid(ctx: Inputs) -> Section:
            for name, rows in zip(("main_endpoint_table.tex", "main_secondary_table.tex"),
                                  primary_families(primary + secondary))},
         "main_robustness.tex": header + writers.table_latex(writers.robustness_table(robust, notes=False)),
-        "replications.tex": rep_tex, "replication_lr.tex": replication_lr(ctx.exps)}
+        "replication_lr.tex": header.replace("main/", "replication_*/") + lr_table}
 
 
 def prior_groups(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -1399,13 +1286,8 @@ def prior_replication(ctx: Inputs) -> Section:
     if not rows:
         return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet.",
                 "PriorConclusionSentence": "", "PriorAbstractSentence": ""}, {
-            "prior_setting_table.tex": tex + "% no replication-D comparison with two seeds yet: no table\n"}
-    tex += ("\\begin{table}[htbp]\n\\centering\n\\caption{Replication~D, the prior study's setting: each placement "
-            "minus all modules (uniform rank at $r=16$), paired by seed, at its natural budget (rank~16 on its own "
-            "modules) and at the matched one; Holm over the placements within each group; the verdict follows the "
-            "adjusted interval.}\\label{tab:prior-setting}\n"
-            "\\setlength{\\PaperFitTables}{\\linewidth}\\small\n"
-            + writers.table_latex(writers.prior_setting_table(rows)) + "\\end{table}\n")
+            "prior_setting_table.tex": tex + "% no replication-D comparison with two seeds yet\n"}
+    tex += writers.table_latex(writers.prior_setting_table(rows))
     return {"PriorReplicationSentence": prior_finding(rows) + " Table~\\ref{tab:prior-setting} gives every comparison, "
             "on the prior 20 examples too.", "PriorConclusionSentence": prior_conclusion(rows),
             "PriorAbstractSentence": prior_conclusion(rows, PLACEMENT_WORDS)}, {
@@ -1432,10 +1314,9 @@ def numbers_tex(M: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(results_dir: Path | None = None, figures: Path | None = None) -> dict[str, str]:
-    """All generated files: {file name in paper/generated/: content}. Pure apart from reading the inputs
-    (``figures``: the folder whose figure files decide which figures the text refers to; paper/figures)."""
-    ctx = load_inputs(results_dir, figures)
+def build(results_dir: Path | None = None) -> dict[str, str]:
+    """All generated files: {file name in paper/generated/: content}. Pure apart from reading the inputs."""
+    ctx = load_inputs(results_dir)
     macros: dict[str, str] = {}
     files: dict[str, str] = {}
     for section in SECTIONS:

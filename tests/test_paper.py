@@ -667,23 +667,12 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
         "equivalent (inconclusive).")
     table = writers.table_latex(writers.endpoint_table(primary + secondary, notes=False))
     assert "$-$0.1000" in table and "primary endpoint" in table and "secondary endpoint" in table
-    # an interim analysis says how many of the planned strategies it covers, and the whole family needs no such note
-    assert paper.main_endpoint_sentence(primary, planned=13).startswith(
-        "So far 2 of the 13 arms of the primary endpoint have two or more paired seeds; "
-        "Holm's correction runs over these, the final analysis over all of them. With 3 paired seeds per strategy")
-    assert paper.main_endpoint_sentence(primary, planned=2) == sentence
-    assert "so far, for the 2 of its 13 strategies with two or more paired seeds, with at least 3" in \
-        paper.main_conclusion(primary, planned=13)
     verdicts = ("each at its own learning rate, Holm-adjusted intervals of the test-loss difference to uniform rank "
                 "say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive.")   # the abstract counts the
     # inconclusive and equivalent arms, and leaves what "inconclusive" means to the text (arXiv's length limit)
-    assert paper.main_abstract_endpoint(primary, 13) == "So far, with 3 paired seeds per arm and 2 of the 13 arms, " + verdicts
-    assert paper.main_abstract_endpoint(primary, 13, seeds=8) == (
-        "So far, with 3 of the 8 planned paired seeds per arm and 2 of the 13 arms, " + verdicts)
-    assert paper.main_abstract_endpoint(primary, 2, seeds=3) == "With 3 paired seeds per arm, " + verdicts
+    assert paper.main_abstract_endpoint(primary) == "With 3 paired seeds per arm, " + verdicts
     uneven = [dict(primary[0], n_pairs=2), primary[1]]
-    assert paper.main_abstract_endpoint(uneven, 2, seeds=8).startswith(
-        "So far, with 2 to 3 of the 8 planned paired seeds per arm, each at its own learning rate, Holm-adjusted")
+    assert paper.main_abstract_endpoint(uneven).startswith("With 2 to 3 paired seeds per arm, each at its own")
     # one seed per strategy: no interval, so no primary row
     assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [])
 
@@ -787,7 +776,7 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
     from adaptive_lora import paper
     rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
     assert paper.main_conclusion(rows) == (
-        f"so far, with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
+        f"with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
         + ("its own learning rate" if len(rows) == 1 else "their own learning rates")
         + " (Table~\\ref{tab:main-endpoint}).")
 
@@ -813,7 +802,7 @@ def test_stage_one_sentence(extra, expected):
     assert paper.stage_one_sentence(stats.lr_selection(v2_cells()), 28, 2e-4, extra) == expected
 
 
-STAGE_TWO_YAML = """name: main
+STAGE_YAML = """name: main
 defaults: {model: smollm2-135m, data: alpaca, budget: r8}
 grid:
 - {seed: [0, 1, 2], strategy: [uniform, attn_heavy], lr: [0.003]}
@@ -821,24 +810,26 @@ grid:
 
 
 @pytest.mark.parametrize("done, expected", [
-    ([], "have 0 of their 6 cells committed."),
-    ([(0, "uniform")], "have 1 of their 6 cells committed: seed~0 has 1 of its 2."),
-    ([(0, "uniform"), (0, "attn_heavy"), (1, "attn_heavy")],
-     "have 3 of their 6 cells committed: seed~0 is complete; seed~1 has 1 of its 2."),
-    ([(s, n) for s in (0, 1) for n in ("uniform", "attn_heavy")],
-     "have 4 of their 6 cells committed: seeds~0 and 1 are complete.")])
-def test_stage_two_status_counts_cells_per_seed(tmp_path, done, expected):
-    """The status of stages 2-3 counts the grid's committed cells seed by seed (the order the sweep runs them)."""
+    ([], "A has 0 of its 6 cells committed; b has 0 of its 1 cells committed."),
+    ([(0, "uniform")], "A has 1 of its 6 cells committed; b has 0 of its 1 cells committed."),
+    ([(s, n) for s in range(3) for n in ("uniform", "attn_heavy")],
+     "A is complete (6 cells); b has 0 of its 1 cells committed."),
+    ([(s, n) for s in range(3) for n in ("uniform", "attn_heavy")] + [(0, "ffn_heavy")],
+     "A and b are complete (7 cells).")])
+def test_stages_status_names_complete_stages_and_counts_the_others(tmp_path, done, expected):
+    """The stages after stage 1: complete grids named with their cell count, the others with committed of planned;
+    a grid not written yet is left out."""
     from adaptive_lora import paper
     from adaptive_lora.sweep import cells, load_grid
-    grid = tmp_path / "main_r8.yaml"
-    grid.write_text(STAGE_TWO_YAML)
-    ids = {c.run_id for c in cells(load_grid(grid)) if (c.seed, c.strategy) in done}
+    (tmp_path / "a.yaml").write_text(STAGE_YAML)
+    (tmp_path / "b.yaml").write_text(STAGE_YAML.replace("[0, 1, 2], strategy: [uniform, attn_heavy]",
+                                                        "[0], strategy: [ffn_heavy]"))
+    grids = {name: paper.stage_two_cells(tmp_path / f) for f, name in (("a.yaml", "a"), ("b.yaml", "b"),
+                                                                       ("absent.yaml", "c"))}
+    ids = {c.run_id for cs in grids.values() for c in cs if (c.seed, c.strategy) in done}
     assert len(ids) == len(done)
-    assert paper.stage_two_status(ids, paper.stage_two_cells(grid)) == (
-        "Stages 2 and 3 (every strategy at its own and at uniform's learning rate, seeds 0 to 2, run seed by seed) "
-        + expected)
-    assert paper.stage_two_status(ids, paper.stage_two_cells(tmp_path / "absent.yaml")) == ""
+    assert paper.stages_status(ids, grids) == expected
+    assert paper.stages_status(ids, {"c": []}) == ""
 
 
 # ------------------------------------------------------------------ layout once the whole main grid has landed
@@ -931,7 +922,7 @@ def built_full_grid(tmp_path_factory) -> Path:
         r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--out", str(d / "figures"), *args],
                            env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
-    numbers.write(numbers.build(results, figures=d / "figures"), d / "generated")
+    numbers.write(numbers.build(results), d / "generated")
     return build_pdf(d)
 
 
@@ -948,7 +939,8 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert pages["fig:lr-curves"] > pages["paper@end-of-main-text"]     # stage 1's figure made way for the forest
     assert pages["tab:replication-lr"] > pages["paper@end-of-main-text"]  # the replications' lr choices: appendix
     lrs = (d / "generated" / "replication_lr.tex").read_text()
-    assert "A, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs and "C, \\texttt{uniform}: $3 \\times 10^{-3}$" in lrs
+    chosen = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["ReplicationLrChosen"]
+    assert "A, \\texttt{uniform}: $3 \\times 10^{-3}$" in chosen and "C, \\texttt{uniform}: $3 \\times 10^{-3}$" in chosen
     assert all(f"\\textit{{{x}}}" in lrs for x in ("A (500 steps)", "B (GSM8K)", "C (Gemma-3-270M)"))
     endpoint, secondary = ((d / "generated" / f).read_text() for f in ("main_endpoint_table.tex",
                                                                          "main_secondary_table.tex"))
@@ -1086,12 +1078,6 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
         "(\\texttt{eva[rho1]}; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
     # an interval reaching beyond the margin is no "negligible" difference: no sentence
     assert paper.abstract_findings(primary, [], dict(small, ci_low=-0.012)) == ""
-    grid = tmp_path / "main_post.yaml"
-    assert paper.seeds_planned(paper.stage_two_cells(grid)) == 4   # no post-stage grid yet: the planned 4
-    grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
-                    "grid:\n- {seed: [4, 5, 6, 7], strategy: [uniform], lr: [0.003]}\n"
-                    "- {seed: [0], strategy: [uniform], lr: [0.001], budget: [r32]}\n")
-    assert paper.seeds_planned(paper.stage_two_cells(grid)) == 8
 
 
 def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_rest():
@@ -1175,19 +1161,17 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
     gemma = [r for r in v2_cells() if r["config"]["strategy"] == "uniform" and r["config"]["seed"] == 0]
     exps = {"replication_long": [{"eval_loss": 1.0}] * 6, "replication_gsm8k": [{"eval_loss": 1.0}],
             "replication_prior": [{"eval_loss": 1.0}] * 10, "replication_gemma": gemma}
-    (tmp_path / "replications.pdf").write_bytes(b"%PDF")
-    macros, tex = paper.replications(exps, tmp_path / "replications.pdf")
+    macros = paper.replications(exps)
     assert macros["ReplicationSentence"] == (
         "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); "
         "\\texttt{attn\\_heavy} was equivalent (part~1: better). In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
-        "\\texttt{attention\\_only} beat all modules. Figure~\\ref{fig:replications} shows the effects. B (1 cell) and C (2 "
+        "\\texttt{attention\\_only} beat all modules. B (1 cell) and C (2 "
         "cells, Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
-    assert "\\label{fig:replications}" in tex
     assert macros["ReplicationConclusion"] == (
         "Of part~1's verdicts, replication A kept 1 of 2.")
     assert macros["ReplicationAbstract"] == "Repeated with 500 steps, 1 of 2 verdicts held."   # D is not part 1's
     monkeypatch.setattr(report, "replication_effects", lambda exps: [])
-    macros, _ = paper.replications({}, tmp_path / "replications.pdf")
+    macros = paper.replications({})
     assert macros["ReplicationSentence"].startswith("No replication has a committed cell yet")
     assert macros["ReplicationConclusion"] == macros["ReplicationAbstract"] == ""
 
@@ -1195,11 +1179,10 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
 def test_replications_sentence_names_the_replications_without_cells(tmp_path, monkeypatch):
     from adaptive_lora import paper, report
     monkeypatch.setattr(report, "replication_effects", lambda exps: [])
-    pdf = tmp_path / "missing.pdf"
     two = {"replication_gsm8k": [{"eval_loss": 1.0}] * 2}
-    assert paper.replications(two, pdf)[0]["ReplicationSentence"] == (
+    assert paper.replications(two)["ReplicationSentence"] == (
         "B (2 cells) has no arm with two paired seeds yet; A, C, and D have no cell yet.")
-    assert paper.replications({"replication_gemma": [{"eval_loss": 1.0}]}, pdf)[0]["ReplicationSentence"] == (
+    assert paper.replications({"replication_gemma": [{"eval_loss": 1.0}]})["ReplicationSentence"] == (
         "C (1 cell) has no arm with two paired seeds yet; A, B, and D have no cell yet.")
 
 
@@ -1224,38 +1207,20 @@ def test_replication_abstract_counts_kept_and_reversed_verdicts(repeated, expect
     assert paper.replication_abstract(part1, repeated) == expected
 
 
-def test_post_status_counts_the_next_stages_cells_and_its_extra_seeds():
-    from types import SimpleNamespace as C
-
-    from adaptive_lora import paper
-    from adaptive_lora.models import model_spec
-    spec = model_spec("smollm2-135m")
-    post = [C(seed=s, budget="r8", run_id=f"a{s}") for s in range(8)] + \
-        [C(seed=0, budget=b, run_id=f"u{b}") for b in ("r32", "r1")]
-    assert paper.post_status({"a0", "a4", "a5", "ur1"}, post, spec) == (
-        "The next stage (the shuffled-rank control's seeds, a check of uniform's learning rate at \\texttt{r1} and "
-        "\\texttt{r32}, the scaling ablation, and under amendment~3 seeds 4 to 7 of the primary comparisons) has 4 of "
-        "its 10 cells committed, 2 of the 4 extra-seed ones among them.")
-    assert paper.post_status(set(), [], spec) == ""
-
-
 def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
     from adaptive_lora import paper
     gemma = [dict(r, config=dict(r["config"], model="gemma3-270m")) for r in v2_cells()
              if r["config"]["strategy"] == "uniform" and r["config"]["seed"] == 0]
     one_lr = [r for r in v2_cells() if r["config"]["lr"] == 3e-4]     # arms run at a chosen lr only: no selection
-    tex = paper.replication_lr({"replication_gemma": gemma, "replication_prior": one_lr, "main": v2_cells()})
-    assert "\\section{Replications: learning-rate selection}\\label{app:replication-lr}" in tex
-    assert ("The development split selects: C, \\texttt{uniform}: $3 \\times 10^{-4}$ (development loss 2.4000; "
-            "not bracketed yet). Table~\\ref{tab:replication-lr} gives every value.") in tex
-    assert "cells of C (Gemma-3-270M) by peak" in tex and "\\textbf{2.4000}" in tex and "2.5000" in tex
-    assert "smollm2" not in tex and "attn" not in tex       # part 1 and D have no row here
+    chosen, table = paper.replication_lr({"replication_gemma": gemma, "replication_prior": one_lr, "main": v2_cells()})
+    assert chosen == "C, \\texttt{uniform}: $3 \\times 10^{-4}$ (development loss 2.4000; not bracketed yet)"
+    assert "\\textbf{2.4000}" in table and "2.5000" in table     # one replication: the sentence names it
+    assert "smollm2" not in table and "attn" not in table       # part 1 and D have no row here
     gsm = [dict(r, config=dict(r["config"], data="gsm8k")) for r in v2_cells() if r["config"]["seed"] == 0]
-    two = paper.replication_lr({"replication_gemma": gemma, "replication_gsm8k": gsm})
-    assert "selects: B, \\texttt{uniform}: $3 \\times 10^{-4}$" in two and "B, \\texttt{attn\\_heavy}: $10^{-4}$" in two
-    assert "cells of B (GSM8K) and C (Gemma-3-270M)" in two       # one captioned group per replication
-    assert "\\textit{B (GSM8K)}" in two and "\\textit{C (Gemma-3-270M)}" in two
-    assert "\\section" not in paper.replication_lr({"replication_prior": one_lr}).replace("% no", "")
+    chosen, table = paper.replication_lr({"replication_gemma": gemma, "replication_gsm8k": gsm})
+    assert chosen.startswith("B, \\texttt{uniform}: $3 \\times 10^{-4}$") and "B, \\texttt{attn\\_heavy}: $10^{-4}$" in chosen
+    assert "\\textit{B (GSM8K)}" in table and "\\textit{C (Gemma-3-270M)}" in table   # one group per replication
+    assert paper.replication_lr({"replication_prior": one_lr}) == ("none yet", "% no replication has swept a learning rate yet\n")
 
 
 def test_provenance_counts_every_committed_run_and_the_protocol_v2_hashes():
