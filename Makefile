@@ -56,9 +56,10 @@ main-figures: setup
 		$(PY) -m adaptive_lora report $$(basename $$d) --no-paper || exit 1; fi; done
 	@if ls $(RESULTS_DIR)/$(MAIN_EXP)/*.json >/dev/null 2>&1; then \
 		$(PY) -m adaptive_lora report $(MAIN_EXP) --no-paper && $(PY) scripts/fig_lr_curves.py --exp $(MAIN_EXP) && \
-		$(PY) scripts/fig_main_forest.py --exp $(MAIN_EXP) && $(PY) scripts/fig_replications.py; \
+		$(PY) scripts/fig_main_forest.py --exp $(MAIN_EXP) && $(PY) scripts/fig_frontier.py --exp $(MAIN_EXP) && \
+		$(PY) scripts/fig_replications.py; \
 	else echo "main grid: no result in $(RESULTS_DIR)/$(MAIN_EXP)/ yet (stale outputs removed)"; \
-		rm -f $(RESULTS_DIR)/$(MAIN_EXP)/summary.md $(RESULTS_DIR)/$(MAIN_EXP)/summary.csv paper/figures/lr_curves.* paper/figures/main_forest.* \
+		rm -f $(RESULTS_DIR)/$(MAIN_EXP)/summary.md $(RESULTS_DIR)/$(MAIN_EXP)/summary.csv paper/figures/lr_curves.* paper/figures/main_forest.* paper/figures/frontier.* \
 		paper/figures/replications.*; fi
 
 # The paper (paper/): figures, tables and numbers regenerated from the committed results, then main.pdf (latexmk:

@@ -1179,6 +1179,34 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
             + "; ".join(parts) + "." + tail)
 
 
+def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) -> str:
+    """Stage 4 in words (Figure frontier): uniform's test loss across the budgets that have
+    ``stats.FRONTIER_MIN_SEEDS`` seeds (``stats.uniform_frontier``), and the equivalent-budget multiplier of the arms
+    that beat or lost to uniform (``robust``: ``report.protocol_v2_robustness`` rows at MAIN_BUDGET, the verdicts
+    from the ``primary`` rows; Table main-robustness has every arm's); while fewer than two budgets qualify, how many do. A loss beyond either end of the frontier
+    is stated as such (no extrapolation)."""
+    frontier = stats.uniform_frontier(main, MODEL, "alpaca")
+    budgets = {r["config"]["budget"] for r in main if r["config"]["strategy"] == REFERENCE}
+    if len(frontier) < 2:
+        return (f"So far uniform rank has {stats.FRONTIER_MIN_SEEDS} or more seeds at {len(frontier)} of its "
+                f"{len(budgets)} budgets (Figure~\\ref{{fig:frontier}}), so no multiplier can be read off its frontier yet.")
+    (p_lo, l_hi), (p_hi, l_lo) = frontier[0], frontier[-1]
+    text = (f"Over the {len(frontier)} budgets with {stats.FRONTIER_MIN_SEEDS} or more seeds, uniform rank's test loss "
+            f"goes from {tex_num(l_hi)} at {tex_int(p_lo)} to {tex_num(l_lo)} at {tex_int(p_hi)} parameters "
+            "(Figure~\\ref{fig:frontier}).")
+    decided = {r["strategy"] for r in primary if r["verdict"] in ("better", "worse")}
+    said = []
+    for r in robust:
+        if r["endpoint"] != "primary" or r["strategy"] not in decided:
+            continue
+        m = r["multiplier"]
+        said.append(f"{tt(r['strategy'])} {m:.2f}$\\times$" if finite(m) else
+                    f"{tt(r['strategy'])} beyond the frontier's "
+                    + ("low-loss end" if "below" in r["note"] else "high-loss end" if "above" in r["note"] else "reach"))
+    return text + (f" Read off it, the multipliers of the arms that beat or lost to uniform rank at {tt(MAIN_BUDGET)} are: "
+                   f"{'; '.join(said)}." if said else "")
+
+
 def main_grid(ctx: Inputs) -> Section:
     """The main grid's macros and its tables' bodies (the figures, captions and appendix prose around them are
     static, in paper/sections/). Stage 1 must be complete and one strategy must have two paired seeds."""
@@ -1203,6 +1231,7 @@ def main_grid(ctx: Inputs) -> Section:
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
                                                                       if r.get("optimizer_steps")})]),
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
+            "MainFrontierSentence": frontier_finding(main, robust, primary),
             "MainFindings": " ".join(x for x in (allocation_finding(primary), init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {
         "main_lr_table.tex": header + writers.table_latex(writers.lr_grid_table(selection)),

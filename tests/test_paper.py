@@ -315,7 +315,7 @@ def referenced_figures() -> set[str]:
 
 def test_every_figure_file_is_referenced():
     names = referenced_figures()
-    main_grid = {n for n in ("lr_curves", "main_forest", "replications")   # drawn once their cells exist
+    main_grid = {n for n in ("lr_curves", "main_forest", "frontier", "replications")   # drawn once their cells exist
                  if (PAPER / "figures" / f"{n}.pdf").exists()}
     assert names == {"forest", "params_vs_loss", "rank_per_layer", "pareto", "loss_curves"} | main_grid
     files = [p for p in (PAPER / "figures").glob("*") if p.is_file() and not p.name.startswith(".")]
@@ -702,6 +702,70 @@ def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
     _plotting.plt.close(fig)
 
 
+def frontier_cells(budgets=(2, 8, 32), seeds=3) -> list[dict]:
+    """Protocol-v2 cells of stage 4: uniform and attn_heavy at each rank in ``budgets`` (one lr, ``seeds`` seeds);
+    uniform's loss falls by 0.03 per doubling of rank, attn_heavy is 0.005 below it at every seed."""
+    out = []
+    for rank in budgets:
+        for s in range(seeds):
+            for strategy, shift in (("uniform", 0.0), ("attn_heavy", -0.005)):
+                loss = 1.9 - 0.03 * math.log2(rank) + 0.001 * s + shift
+                out.append({"run_id": f"{strategy}-r{rank}-{s}", "dev_loss": loss, "eval_loss": loss,
+                            "trainable_params": 300_000 * rank,
+                            "config": {"model": "smollm2-135m", "data": "alpaca", "budget": f"r{rank}",
+                                       "strategy": strategy, "seed": s, "lr": 3e-3},
+                            "provenance": {"training_path_hash": "h1"}})
+    return out
+
+
+def test_frontier_figure_draws_uniforms_frontier_and_the_differences_by_budget(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import _plotting
+    import fig_frontier
+    monkeypatch.setenv("ADAPTIVE_LORA_RESULTS", str(tmp_path / "results"))
+    main = tmp_path / "results" / "main"
+    main.mkdir(parents=True)
+    out = tmp_path / "fig"
+    out.mkdir()
+    (out / "frontier.pdf").write_text("stale")
+    for r in frontier_cells(budgets=(8,)):      # one budget: no frontier, and a stale figure is removed
+        (main / f"{r['run_id']}.json").write_text(json.dumps(r))
+    assert fig_frontier.main(["--out", str(out)]) == 0 and not (out / "frontier.pdf").exists()
+    for r in frontier_cells():
+        (main / f"{r['run_id']}.json").write_text(json.dumps(r))
+    figs = []
+    monkeypatch.setattr(fig_frontier, "save", lambda fig, o, stem: figs.append((fig, stem)))
+    assert fig_frontier.main(["--out", str(out)]) == 0 and [s for _, s in figs] == ["frontier"]
+    fig = figs[0][0]
+    assert round(fig.get_size_inches()[0], 3) == _plotting.WIDTH and _plotting.small_texts(fig) == []
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_xticklabels()] == ["0.6\nr2", "2.4\nr8", "9.6\nr32"]
+    line = [ln for ln in left.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 3]
+    assert len(line) == 1 and list(line[0].get_ydata()) == pytest.approx([1.9 - 0.03 * k + 0.001 for k in (1, 3, 5)])
+    # right: attn_heavy minus uniform at r2, r8 and r32, each -0.005 (one hollow mean per budget)
+    means = [ln for ln in right.get_lines() if ln.get_marker() == "o"]
+    assert [ln.get_ydata()[0] for ln in means] == pytest.approx([-0.005] * 3)
+    _plotting.plt.close(fig)
+
+
+def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
+    from adaptive_lora import paper
+    one = paper.frontier_finding(frontier_cells(budgets=(8,)), [], [])
+    assert one == ("So far uniform rank has 2 or more seeds at 1 of its 1 budgets (Figure~\\ref{fig:frontier}), so no "
+                   "multiplier can be read off its frontier yet.")
+    robust = [{"strategy": "a", "endpoint": "primary", "multiplier": 1.5, "note": ""},
+              {"strategy": "b", "endpoint": "primary", "multiplier": math.nan,
+               "note": "loss 1.7000 below uniform's frontier [1.75, 1.85]: no extrapolation"},
+              {"strategy": "c", "endpoint": "primary", "multiplier": 1.1, "note": ""},
+              {"strategy": "a[fixed-alpha]", "endpoint": "primary, scaling ablation", "multiplier": 2.0, "note": ""}]
+    primary = [endpoint_row("a", "better"), endpoint_row("b", "better"), endpoint_row("c", "equivalent")]
+    assert paper.frontier_finding(frontier_cells(), robust, primary) == (
+        "Over the 3 budgets with 2 or more seeds, uniform rank's test loss goes from 1.8710 at 600{,}000 to 1.7510 at "
+        "9{,}600{,}000 parameters (Figure~\\ref{fig:frontier}). Read off it, the multipliers of the arms that beat or "
+        "lost to uniform rank at \\texttt{r8} are: \\texttt{a} 1.50$\\times$; \\texttt{b} beyond the frontier's "
+        "low-loss end.")
+
+
 def test_lr_grid_table_marks_the_selected_lr():
     from adaptive_lora import stats, writers
     sel = stats.lr_selection(v2_cells())
@@ -854,7 +918,7 @@ def full_grid_results(dst: Path) -> Path:
     """results/ as it will be once the main grid and the protocol-v2 replications have run: the committed pilot and
     default runs, and synthetic main / replication cells built from a committed main-grid cell (every field a real
     cell has, per-example losses shifted by the arm's effect): 18 arms x 4 seeds at r8 with stage-1 lr curves,
-    uniform's frontier r1-r32, and three replications."""
+    uniform's frontier r1-r32 (with attn_heavy and eva at r2 and r32), and three replications."""
     import random
     from adaptive_lora.paper import MAIN_GRID
     from adaptive_lora.sweep import cells, load_grid
@@ -872,6 +936,8 @@ def full_grid_results(dst: Path) -> Path:
         noise = rng.gauss(0, 0.002)
         shift = effect + noise + 0.02 * abs(math.log10(lr / 3e-3)) + 0.003 * seed
         r["eval_loss"] = template["eval_loss"] + shift
+        if re.fullmatch(r"r\d+", budget):     # the frontier's points need their own parameter counts
+            r["trainable_params"] = template["trainable_params"] * int(budget[1:]) // 8
         r["dev_loss"] = template["dev_loss"] + shift
         r["transfer_loss"] = template["transfer_loss"] + shift
         r["eval_example_losses"] = [[total * r["eval_loss"] / template["eval_loss"], tokens]   # [sum, tokens]
@@ -892,6 +958,9 @@ def full_grid_results(dst: Path) -> Path:
     for rank, loss in ((1, 0.05), (2, 0.03), (4, 0.015), (16, -0.01), (32, -0.02)):
         for seed in range(3):
             cell("main", "uniform", {}, seed, 3e-3, loss, budget=f"r{rank}")
+            for strategy in ("attn_heavy", "eva") if rank in (2, 32) else ():   # stage 4's other arms
+                cell("main", strategy, {}, seed, 3e-3, loss + {s: e for s, x, e in FULL_GRID_ARMS if not x}[strategy],
+                     budget=f"r{rank}")
     for exp, strategies in FULL_REPLICATIONS.items():
         for strategy in strategies:
             for seed in range(4):
@@ -918,7 +987,7 @@ def built_full_grid(tmp_path_factory) -> Path:
     d = copy_sources(tmp / "paper")
     env = dict(os.environ, ADAPTIVE_LORA_RESULTS=str(results))
     for script, args in (("fig_lr_curves.py", ["--exp", "main"]), ("fig_main_forest.py", ["--exp", "main"]),
-                         ("fig_replications.py", [])):
+                         ("fig_frontier.py", ["--exp", "main"]), ("fig_replications.py", [])):
         r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--out", str(d / "figures"), *args],
                            env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -952,6 +1021,9 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert "\\texttt{attention\\_cproj} & 2{,}856{,}960 & 5 &" in prior and "natural budgets, 500 held-out" in prior
     said = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["PriorReplicationSentence"]
     assert "at their natural budgets" in said and "the order agrees" in said
+    frontier = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["MainFrontierSentence"]
+    assert frontier.startswith("Over the 6 budgets with 2 or more seeds, uniform rank's test loss goes from")
+    assert "$\\times$" in frontier and "fig:frontier" in pages     # a multiplier read off it; the figure is placed
 
 
 def endpoint_row(strategy, verdict, diff=0.0, lr=3e-3, ref_lr=3e-3, endpoint="primary", n=4):

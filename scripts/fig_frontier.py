@@ -1,0 +1,121 @@
+"""Figure: the main grid's budget frontier (stage 4), and allocation effects across budgets.
+
+Left: test loss against trainable parameters (log axis) for uniform rank at every budget it ran (r1 ... r32) and
+for the other arms run at more than one budget (attn_heavy, eva), each at its selected learning rate
+(``stats.at_selected_lr``): mean over seeds with its 95 % t interval. A filled uniform point has the
+``stats.FRONTIER_MIN_SEEDS`` seeds the equivalent-budget multiplier needs (``stats.uniform_frontier``, the line); a
+hollow one does not yet. Right: each such arm minus uniform at the same seed and budget (the primary endpoint of
+``report.protocol_v2`` at each budget), unadjusted 95 % (thick) and Holm step-down interval (thin), dotted: the
+equivalence margin. Arms are offset sideways so that no two overlap. Skipped while uniform has results at fewer
+than two budgets.
+
+python scripts/fig_frontier.py [--exp main] [--out paper/figures] -> <out>/frontier.{pdf,png}
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _plotting import REFERENCE, colors, figure, load, parse_args, save, skip, t_interval  # noqa: E402
+
+from adaptive_lora.report import protocol_v2  # noqa: E402
+from adaptive_lora.stats import EQUIVALENCE_MARGIN, FRONTIER_MIN_SEEDS, arm, at_selected_lr, is_v2  # noqa: E402
+
+SHIFT = 1.12   # sideways offset factor between arms on the log parameter axis
+
+
+def budget_rank(budget: str) -> float:
+    """'r8' -> 8.0 (the budgets of the frontier are uniform ranks); anything else NaN."""
+    return float(budget[1:]) if budget[:1] == "r" and budget[1:].isdigit() else math.nan
+
+
+def points(results: list[dict]) -> dict[str, list[dict]]:
+    """{arm: [{budget, params, mean, low, high, n}]} at the selected lr, per budget in rank order, for uniform and
+    the default-scaling arms that ran at two or more budgets."""
+    cells = [r for r in at_selected_lr([r for r in results if is_v2(r)]) if math.isfinite(r.get("eval_loss", math.nan))]
+    by: dict[str, dict[str, list[dict]]] = {}
+    for r in cells:
+        by.setdefault(arm(r), {}).setdefault(r["config"]["budget"], []).append(r)
+    out = {}
+    for name, budgets in by.items():
+        if "[" in name or len(budgets) < 2 or any(math.isnan(budget_rank(b)) for b in budgets):
+            continue
+        out[name] = []
+        for b in sorted(budgets, key=budget_rank):
+            mean, lo, hi, n = t_interval([r["eval_loss"] for r in budgets[b]])
+            params = sum(r["trainable_params"] for r in budgets[b]) / len(budgets[b])
+            out[name].append({"budget": b, "params": params, "mean": mean, "low": lo, "high": hi, "n": n})
+    return out
+
+
+def main(argv=None) -> int:
+    a = parse_args(__doc__.split("\n")[0], argv, default_exp="main")
+    results = load(a.exp)
+    pts = points(results)
+    if len(pts.get(REFERENCE, [])) < 2:
+        for ext in ("pdf", "png"):   # a figure of cells that are gone would be stale
+            (Path(a.out) / f"frontier.{ext}").unlink(missing_ok=True)
+        return skip(f"uniform has results at fewer than two budgets in results/{a.exp}/")
+    names = [REFERENCE] + sorted(n for n in pts if n != REFERENCE)
+    col = dict(colors(names), **{REFERENCE: "k"})
+    primary = [r for r in protocol_v2(results)[0] if r["strategy"] in pts and r["n_pairs"] >= 2]
+    fig = figure(2.9)
+    if primary:
+        left, right = fig.subplots(1, 2, width_ratios=[1.25, 1])
+    else:     # no arm has two paired seeds at two budgets yet: the frontier alone
+        left, right = fig.subplots(), None
+    for i, name in enumerate(names):
+        shift = SHIFT ** (i - (len(names) - 1) / 2)
+        ps = pts[name]
+        xs = [p["params"] / 1e6 * shift for p in ps]
+        if name == REFERENCE:
+            full = [(x, p) for x, p in zip(xs, ps) if p["n"] >= FRONTIER_MIN_SEEDS]
+            left.plot([x for x, _ in full], [p["mean"] for _, p in full], "-", color="k", lw=0.9)
+        for x, p in zip(xs, ps):
+            err = [[p["mean"] - p["low"]], [p["high"] - p["mean"]]] if math.isfinite(p["low"]) else None
+            filled = name != REFERENCE or p["n"] >= FRONTIER_MIN_SEEDS
+            left.errorbar([x], [p["mean"]], yerr=err, fmt="o", color=col[name], mfc=col[name] if filled else "white",
+                          ms=4, capsize=2.5, lw=1.0)
+        left.plot([], [], "o", color=col[name], label=name)
+    left.plot([], [], "o", color="k", mfc="white", label=f"uniform, n < {FRONTIER_MIN_SEEDS} seeds")
+    left.set_xscale("log")
+    ranks = pts[REFERENCE]
+    left.set_xticks([p["params"] / 1e6 for p in ranks], [f"{p['params'] / 1e6:.2g}\n{p['budget']}" for p in ranks])
+    left.minorticks_off()
+    left.set_xlabel("trainable parameters (M) and budget")
+    left.set_ylabel("test loss (nats), mean with 95 % CI")
+    left.grid(alpha=0.3)
+    left.legend(frameon=False, loc="upper right")
+    if right is not None:
+        differences(right, primary, [n for n in names if n != REFERENCE], col)
+    model, data = results[0]["config"]["model"], results[0]["config"]["data"]
+    fig.suptitle(f"{model} \u00b7 {data}: uniform's frontier and arms at several budgets, each at its selected lr")
+    save(fig, a.out, "frontier")
+    return 0
+
+
+def differences(right, primary: list[dict], others: list[str], col: dict) -> None:
+    """The right panel: each arm minus uniform per budget, unadjusted 95 % (thick) and Holm-adjusted (thin)."""
+    budgets = sorted({r["budget"] for r in primary}, key=budget_rank)
+    for i, name in enumerate(others):
+        dx = (i - (len(others) - 1) / 2) * 0.18
+        for r in (r for r in primary if r["strategy"] == name):
+            x = budgets.index(r["budget"]) + dx
+            for lo, hi, lw in ((r["adj_ci_low"], r["adj_ci_high"], 0.9), (r["ci_low"], r["ci_high"], 2.6)):
+                if math.isfinite(lo) and math.isfinite(hi):
+                    right.plot([x, x], [lo, hi], color=col[name], lw=lw, solid_capstyle="butt")
+            right.plot([x], [r["diff_mean"]], "o", color=col[name], mfc="white", ms=4, zorder=3)
+    right.axhline(0, color="0.4", lw=0.8, ls="--", zorder=0)
+    for y in (-EQUIVALENCE_MARGIN, EQUIVALENCE_MARGIN):
+        right.axhline(y, color="0.55", lw=0.8, ls=":", zorder=0)
+    right.set_xticks(range(len(budgets)), budgets)
+    right.set_xlim(-0.6, max(len(budgets), 1) - 0.4)
+    right.set_xlabel("budget")
+    right.set_ylabel("test loss \u2212 uniform's, same seed (nats)")
+    right.grid(axis="y", alpha=0.3)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
