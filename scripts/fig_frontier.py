@@ -2,9 +2,9 @@
 
 Left: test loss against trainable parameters (log axis) for uniform rank at every budget it ran (r1 ... r32) and
 for the other arms run at more than one budget (attn_heavy, eva), each at its selected learning rate
-(``stats.at_selected_lr``): mean over seeds with its 95 % t interval. A filled uniform point has the
-``stats.FRONTIER_MIN_SEEDS`` seeds the equivalent-budget multiplier needs (``stats.uniform_frontier``, the line); a
-hollow one does not yet. Right: each such arm minus uniform at the same seed and budget (the primary endpoint of
+(``stats.at_selected_lr``): mean over seeds with its 95 % t interval. A filled point has the
+``stats.FRONTIER_MIN_SEEDS`` seeds the equivalent-budget multiplier needs (uniform's: ``stats.uniform_frontier``,
+the line); a hollow one does not yet. Right: each such arm minus uniform at the same seed and budget (the primary endpoint of
 ``report.protocol_v2`` at each budget), unadjusted 95 % (thick) and Holm step-down interval (thin), dotted: the
 equivalence margin. Arms are offset sideways so that no two overlap. Skipped while uniform has results at fewer
 than two budgets.
@@ -75,11 +75,11 @@ def main(argv=None) -> int:
             left.plot([x for x, _ in full], [p["mean"] for _, p in full], "-", color="k", lw=0.9)
         for x, p in zip(xs, ps):
             err = [[p["mean"] - p["low"]], [p["high"] - p["mean"]]] if math.isfinite(p["low"]) else None
-            filled = name != REFERENCE or p["n"] >= FRONTIER_MIN_SEEDS
+            filled = p["n"] >= FRONTIER_MIN_SEEDS
             left.errorbar([x], [p["mean"]], yerr=err, fmt="o", color=col[name], mfc=col[name] if filled else "white",
                           ms=4, capsize=2.5, lw=1.0)
         left.plot([], [], "o", color=col[name], label=name)
-    left.plot([], [], "o", color="k", mfc="white", label=f"uniform, n < {FRONTIER_MIN_SEEDS} seeds")
+    left.plot([], [], "o", color="k", mfc="white", label=f"hollow: n < {FRONTIER_MIN_SEEDS} seeds")
     left.set_xscale("log")
     ranks = pts[REFERENCE]
     left.set_xticks([p["params"] / 1e6 for p in ranks], [f"{p['params'] / 1e6:.2g}\n{p['budget']}" for p in ranks])
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     if right is not None:
         differences(right, primary, [n for n in names if n != REFERENCE], col)
     model, data = results[0]["config"]["model"], results[0]["config"]["data"]
-    fig.suptitle(f"{model} \u00b7 {data}: uniform's frontier and arms at several budgets, each at its selected lr")
+    fig.suptitle(f"{model} \u00b7 {data}: test loss by budget, each arm at its selected lr")
     save(fig, a.out, "frontier")
     return 0
 
@@ -113,7 +113,7 @@ def differences(right, primary: list[dict], others: list[str], col: dict) -> Non
     right.set_xticks(range(len(budgets)), budgets)
     right.set_xlim(-0.6, max(len(budgets), 1) - 0.4)
     right.set_xlabel("budget")
-    right.set_ylabel("test loss \u2212 uniform's, same seed (nats)")
+    right.set_ylabel("arm \u2212 uniform, same seed (nats)")
     right.grid(axis="y", alpha=0.3)
 
 
