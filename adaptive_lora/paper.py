@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import stats
 from . import writers
+from .budget import uniform_rank
 from .errors import UserError
 from .report import PAPER_TABLE_EXP
 from .writers import fmt_lr, seed_spread_text
@@ -56,6 +57,7 @@ MAIN_BUDGET = "r8"
 MAIN_SEEDS = stats.SEEDS_MIN   # seeds per cell of the main grid's stages 2-3 (scripts/next_stage.py SEEDS)
 PRIMARY_FAMILY = stats.PRIMARY_FAMILY   # arms of the primary endpoint (amendment 3)
 MODEL = "smollm2-135m"
+MAIN_DATA = "alpaca"   # the main grid's task (its frontier and multipliers are read at (MODEL, MAIN_DATA))
 REFERENCE = stats.REFERENCE
 ALPHA = stats.ALPHA
 CONF = stats.CONF
@@ -493,13 +495,13 @@ def gemma_model(ctx: Inputs) -> Section:
     and the paper must not need its weights): its blocks from a uniform cell's rank map, the cost of one unit of
     uniform rank from its budget (``budget_params`` / N at budget rN)."""
     runs = [r for r in ctx.exps.get("replication_gemma", []) if r["config"]["strategy"] == REFERENCE
-            and re.fullmatch(r"r\d+", str(r["config"]["budget"]))]
+            and uniform_rank(r["config"]["budget"])]
     if not runs:
         return {"GemmaLayers": NA, "GemmaParamsPerRank": NA}, {}
     run = runs[0]
     layers = {m.group(1) for name in run["rank_map"] if (m := re.search(r"\.layers\.(\d+)\.", name))}
     return {"GemmaLayers": str(len(layers)),
-            "GemmaParamsPerRank": tex_int(run["budget_params"] / int(run["config"]["budget"][1:]))}, {}
+            "GemmaParamsPerRank": tex_int(run["budget_params"] / uniform_rank(run["config"]["budget"]))}, {}
 
 
 def prior_work(ctx: Inputs) -> Section:
@@ -764,14 +766,14 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
             "MainTrainExamples": tex_int(planned[0].train_examples),
             "MainTransferExamples": tex_int(planned[0].transfer_examples),
             "MainSameLrSentence": same_lr_sentence(swept),
-            "MainStagesStatus": stages_status(done, {name: stage_two_cells(grid.parent / f)
+            "MainStagesStatus": stages_status(done, {name: grid_cells(grid.parent / f)
                                                      for f, name in STAGE_GRIDS.items()}),
             "MainStageOneSentence": stage_one_sentence(swept, len(planned), config_defaults()["lr"], n_extra),
             "MainLrSentence": ("The development split selects: " + "; ".join(chosen)
                                + "; Figure~\\ref{fig:lr-curves} and Table~\\ref{tab:lr-grid} give the curves.")}
 
 
-def stage_two_cells(grid: Path) -> list:
+def grid_cells(grid: Path) -> list:
     """The cells (``RunConfig``) of a grid ``scripts/next_stage.py`` wrote (e.g. POST_GRID); [] before it exists."""
     from .sweep import cells, load_grid
     return cells(load_grid(grid)) if grid.exists() else []
@@ -1063,7 +1065,7 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
 
 
 def stage_five_best(post: list) -> str:
-    """The best data-driven strategy (on dev) that stage 5 repeats, as the post-stage cells (``stage_two_cells`` of
+    """The best data-driven strategy (on dev) that stage 5 repeats, as the post-stage cells (``grid_cells`` of
     POST_GRID) name it: their non-default-scaling arms other than attn_heavy and ffn_heavy; "not yet chosen" before
     the grid exists."""
     names = sorted({c.strategy for c in post if c.scaling != "constant"} - {"attn_heavy", "ffn_heavy"})
@@ -1183,9 +1185,9 @@ def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) 
     """Stage 4 in words (Figure frontier): uniform's test loss across the budgets that have
     ``stats.FRONTIER_MIN_SEEDS`` seeds (``stats.uniform_frontier``), and the equivalent-budget multiplier of the arms
     that beat or lost to uniform (``robust``: ``report.protocol_v2_robustness`` rows at MAIN_BUDGET, the verdicts
-    from the ``primary`` rows; Table main-robustness has every arm's); while fewer than two budgets qualify, how many do. A loss beyond either end of the frontier
-    is stated as such (no extrapolation)."""
-    frontier = stats.uniform_frontier(main, MODEL, "alpaca")
+    from the ``primary`` rows; Table main-robustness has every arm's); while fewer than two budgets qualify, how many
+    do. A loss beyond either end of the frontier is stated as such (its ``multiplier_side``; no extrapolation)."""
+    frontier = stats.uniform_frontier(main, MODEL, MAIN_DATA)
     budgets = {r["config"]["budget"] for r in main if r["config"]["strategy"] == REFERENCE}
     if len(frontier) < 2:
         return (f"So far uniform rank has {stats.FRONTIER_MIN_SEEDS} or more seeds at {len(frontier)} of its "
@@ -1202,7 +1204,7 @@ def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) 
         m = r["multiplier"]
         said.append(f"{tt(r['strategy'])} {m:.2f}$\\times$" if finite(m) else
                     f"{tt(r['strategy'])} beyond the frontier's "
-                    + ("low-loss end" if "below" in r["note"] else "high-loss end" if "above" in r["note"] else "reach"))
+                    + {"below": "low-loss end", "above": "high-loss end"}.get(r["multiplier_side"], "reach"))
     return text + (f" Read off it, the multipliers of the arms that beat or lost to uniform rank at {tt(MAIN_BUDGET)} are: "
                    f"{'; '.join(said)}." if said else "")
 
@@ -1216,7 +1218,7 @@ def main_grid(ctx: Inputs) -> Section:
     primary, secondary = main_endpoint_rows(main)     # once: the sentences and the tables share them
     if not primary:
         raise IncompleteResults("results/main/: no strategy has two paired seeds at its selected learning rate")
-    post = stage_two_cells(POST_GRID)
+    post = grid_cells(POST_GRID)
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
     lr_chosen, lr_table = replication_lr(ctx.exps)

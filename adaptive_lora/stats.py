@@ -917,7 +917,7 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
     frontier has fewer than two budgets or the loss lies outside it). Keys: ``strategy``, ``n_pairs``,
     ``anova_seeds`` (the complete blocks the two-way model used: fewer than ``n_pairs`` while an arm of the family
     lacks a seed), ``anova_diff``, ``anova_ci_low``/``anova_ci_high``, ``anova_p_holm``, ``boot_ci_low``/``boot_ci_high``,
-    ``multiplier``, ``note``."""
+    ``multiplier`` (with ``multiplier_side``: "below"/"above" the frontier when NaN for that reason), ``note``."""
     key, cells = _one_group(results, budget, model, data)
     rows = [r for r in endpoint(cells, which=which, allow_mixed=allow_mixed) if r["n_pairs"] >= 2]
     if not rows:
@@ -952,7 +952,8 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
                     "anova_diff": c.get("diff", NAN),
                     "anova_ci_low": c.get("ci_low", NAN), "anova_ci_high": c.get("ci_high", NAN),
                     "anova_p_holm": c.get("p_holm", NAN), "boot_ci_low": b["ci_low"], "boot_ci_high": b["ci_high"],
-                    "multiplier": m["multiplier"], "note": "; ".join(notes), "model": key[0], "data": key[1],
+                    "multiplier": m["multiplier"], "multiplier_side": m["side"], "note": "; ".join(notes),
+                    "model": key[0], "data": key[1],
                     "budget": key[2], "endpoint": r["endpoint"]})
     return out
 
@@ -965,12 +966,13 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
     log P* = log p1 + (loss − l1) / (l2 − l1) · (log p2 − log p1) on the first segment (smallest params) whose
     losses bracket ``loss`` (endpoints included; a flat segment at ``loss`` gives p1). c = P* / budget_params
     (c > 1: the strategy is worth more parameters than it has). No extrapolation: ``loss`` outside
-    [min, max] of the frontier's losses (or fewer than 2 points) -> c NaN with a note. ``note`` also flags a
-    frontier whose loss does not fall with params (more than one crossing possible).
-    Returns ``multiplier``, ``equivalent_params``, ``note``.
+    [min, max] of the frontier's losses (or fewer than 2 points) -> c NaN with a note, and ``side`` says where:
+    "below" (a lower loss than the frontier reaches: worth more than its largest budget) or "above" ("" inside or
+    without a frontier). ``note`` also flags a frontier whose loss does not fall with params (more than one
+    crossing possible). Returns ``multiplier``, ``equivalent_params``, ``side``, ``note``.
     """
     pts = sorted((float(p), float(l)) for p, l in frontier if _finite(p) and p > 0 and _finite(l))
-    out = {"multiplier": NAN, "equivalent_params": NAN, "note": ""}
+    out = {"multiplier": NAN, "equivalent_params": NAN, "side": "", "note": ""}
     notes = []
     if any(b[1] >= a[1] for a, b in zip(pts, pts[1:])):
         notes.append("uniform's frontier is not strictly decreasing in params")
@@ -979,8 +981,8 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
         return out
     losses = [l for _, l in pts]
     if not (min(losses) <= loss <= max(losses)):
-        side = "below" if loss < min(losses) else "above"
-        out["note"] = "; ".join(notes + [f"loss {loss:.4f} {side} uniform's frontier "
+        out["side"] = "below" if loss < min(losses) else "above"
+        out["note"] = "; ".join(notes + [f"loss {loss:.4f} {out['side']} uniform's frontier "
                                          f"[{min(losses):.4f}, {max(losses):.4f}]: no extrapolation"])
         return out
     for (p1, l1), (p2, l2) in zip(pts, pts[1:]):

@@ -20,15 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import REFERENCE, colors, figure, load, parse_args, save, skip, t_interval  # noqa: E402
 
+from adaptive_lora.budget import uniform_rank  # noqa: E402
 from adaptive_lora.report import protocol_v2  # noqa: E402
 from adaptive_lora.stats import EQUIVALENCE_MARGIN, FRONTIER_MIN_SEEDS, arm, at_selected_lr, is_v2  # noqa: E402
 
 SHIFT = 1.12   # sideways offset factor between arms on the log parameter axis
-
-
-def budget_rank(budget: str) -> float:
-    """'r8' -> 8.0 (the budgets of the frontier are uniform ranks); anything else NaN."""
-    return float(budget[1:]) if budget[:1] == "r" and budget[1:].isdigit() else math.nan
 
 
 def points(results: list[dict]) -> dict[str, list[dict]]:
@@ -40,10 +36,10 @@ def points(results: list[dict]) -> dict[str, list[dict]]:
         by.setdefault(arm(r), {}).setdefault(r["config"]["budget"], []).append(r)
     out = {}
     for name, budgets in by.items():
-        if "[" in name or len(budgets) < 2 or any(math.isnan(budget_rank(b)) for b in budgets):
+        if "[" in name or len(budgets) < 2 or any(uniform_rank(b) is None for b in budgets):
             continue
         out[name] = []
-        for b in sorted(budgets, key=budget_rank):
+        for b in sorted(budgets, key=uniform_rank):
             mean, lo, hi, n = t_interval([r["eval_loss"] for r in budgets[b]])
             params = sum(r["trainable_params"] for r in budgets[b]) / len(budgets[b])
             out[name].append({"budget": b, "params": params, "mean": mean, "low": lo, "high": hi, "n": n})
@@ -98,10 +94,10 @@ def main(argv=None) -> int:
 
 def differences(right, primary: list[dict], others: list[str], col: dict) -> None:
     """The right panel: each arm minus uniform per budget, unadjusted 95 % (thick) and Holm-adjusted (thin)."""
-    budgets = sorted({r["budget"] for r in primary}, key=budget_rank)
+    budgets = sorted({r["budget"] for r in primary if uniform_rank(r["budget"])}, key=uniform_rank)
     for i, name in enumerate(others):
         dx = (i - (len(others) - 1) / 2) * 0.18
-        for r in (r for r in primary if r["strategy"] == name):
+        for r in (r for r in primary if r["strategy"] == name and r["budget"] in budgets):
             x = budgets.index(r["budget"]) + dx
             for lo, hi, lw in ((r["adj_ci_low"], r["adj_ci_high"], 0.9), (r["ci_low"], r["ci_high"], 2.6)):
                 if math.isfinite(lo) and math.isfinite(hi):

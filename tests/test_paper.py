@@ -753,17 +753,20 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
     one = paper.frontier_finding(frontier_cells(budgets=(8,)), [], [])
     assert one == ("So far uniform rank has 2 or more seeds at 1 of its 1 budgets (Figure~\\ref{fig:frontier}), so no "
                    "multiplier can be read off its frontier yet.")
-    robust = [{"strategy": "a", "endpoint": "primary", "multiplier": 1.5, "note": ""},
-              {"strategy": "b", "endpoint": "primary", "multiplier": math.nan,
-               "note": "loss 1.7000 below uniform's frontier [1.75, 1.85]: no extrapolation"},
-              {"strategy": "c", "endpoint": "primary", "multiplier": 1.1, "note": ""},
-              {"strategy": "a[fixed-alpha]", "endpoint": "primary, scaling ablation", "multiplier": 2.0, "note": ""}]
-    primary = [endpoint_row("a", "better"), endpoint_row("b", "better"), endpoint_row("c", "equivalent")]
+    # the side comes from its own field (the note's wording may change)
+    robust = [{"strategy": "a", "endpoint": "primary", "multiplier": 1.5, "multiplier_side": ""},
+              {"strategy": "b", "endpoint": "primary", "multiplier": math.nan, "multiplier_side": "below"},
+              {"strategy": "c", "endpoint": "primary", "multiplier": 1.1, "multiplier_side": ""},
+              {"strategy": "d", "endpoint": "primary", "multiplier": math.nan, "multiplier_side": "above"},
+              {"strategy": "a[fixed-alpha]", "endpoint": "primary, scaling ablation", "multiplier": 2.0,
+               "multiplier_side": ""}]
+    primary = [endpoint_row("a", "better"), endpoint_row("b", "better"), endpoint_row("c", "equivalent"),
+               endpoint_row("d", "worse")]
     assert paper.frontier_finding(frontier_cells(), robust, primary) == (
         "Over the 3 budgets with 2 or more seeds, uniform rank's test loss goes from 1.8710 at 600{,}000 to 1.7510 at "
         "9{,}600{,}000 parameters (Figure~\\ref{fig:frontier}). Read off it, the multipliers of the arms that beat or "
         "lost to uniform rank at \\texttt{r8} are: \\texttt{a} 1.50$\\times$; \\texttt{b} beyond the frontier's "
-        "low-loss end.")
+        "low-loss end; \\texttt{d} beyond the frontier's high-loss end.")
 
 
 def test_lr_grid_table_marks_the_selected_lr():
@@ -888,7 +891,7 @@ def test_stages_status_names_complete_stages_and_counts_the_others(tmp_path, don
     (tmp_path / "a.yaml").write_text(STAGE_YAML)
     (tmp_path / "b.yaml").write_text(STAGE_YAML.replace("[0, 1, 2], strategy: [uniform, attn_heavy]",
                                                         "[0], strategy: [ffn_heavy]"))
-    grids = {name: paper.stage_two_cells(tmp_path / f) for f, name in (("a.yaml", "a"), ("b.yaml", "b"),
+    grids = {name: paper.grid_cells(tmp_path / f) for f, name in (("a.yaml", "a"), ("b.yaml", "b"),
                                                                        ("absent.yaml", "c"))}
     ids = {c.run_id for cs in grids.values() for c in cs if (c.seed, c.strategy) in done}
     assert len(ids) == len(done)
@@ -1170,11 +1173,11 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
 def test_stage_five_best_is_read_from_the_post_grid(tmp_path):
     from adaptive_lora import paper
     grid = tmp_path / "main_post.yaml"
-    assert paper.stage_five_best(paper.stage_two_cells(grid)) == "not yet chosen"
+    assert paper.stage_five_best(paper.grid_cells(grid)) == "not yet chosen"
     grid.write_text("name: main\ndefaults: {model: smollm2-135m, data: alpaca, budget: r8}\n"
                     "grid:\n- {seed: [0], strategy: [attn_heavy, ffn_heavy, gradient], lr: [0.001], "
                     "scaling: [fixed-alpha]}\n- {seed: [0], strategy: [eva], lr: [0.0003]}\n")
-    assert paper.stage_five_best(paper.stage_two_cells(grid)) == "\\texttt{gradient}"
+    assert paper.stage_five_best(paper.grid_cells(grid)) == "\\texttt{gradient}"
 
 
 @pytest.mark.parametrize("part1, rows, expected", [

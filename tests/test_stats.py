@@ -331,10 +331,10 @@ def test_budget_multiplier_table(loss, budget, c):
     out = stats.budget_multiplier(FRONTIER, loss, budget)
     if math.isnan(c):
         assert math.isnan(out["multiplier"]) and "no extrapolation" in out["note"]
-        assert ("above" if loss > 2 else "below") in out["note"]
+        assert out["side"] == ("above" if loss > 2 else "below") and out["side"] in out["note"]
     else:
         assert out["multiplier"] == pytest.approx(c) and out["equivalent_params"] == pytest.approx(c * budget)
-        assert out["note"] == ""
+        assert out["note"] == "" and out["side"] == ""
 
 
 def test_budget_multiplier_gotchas():
