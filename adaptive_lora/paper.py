@@ -1181,6 +1181,30 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
             + "; ".join(parts) + "." + tail)
 
 
+def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -> str:
+    """The equivalence margin in parameter terms: where uniform rank's frontier reaches its own MAIN_BUDGET loss
+    + and - ``stats.EQUIVALENCE_MARGIN``, as multiples of its MAIN_BUDGET parameters (``stats.budget_multiplier``;
+    past an end of the frontier: "less than" / "more than" that end's multiple, no extrapolation). "" while the
+    frontier has no point at MAIN_BUDGET (``main_params``: uniform's trainable parameters there, one per cell).
+    Says so when the frontier is not monotone (its reading is then rough)."""
+    p8 = main_params[0] if main_params else math.nan
+    l8 = next((l for p, l in frontier if finite(p8) and abs(p - p8) <= 1e-6 * p8), None)
+    if l8 is None:
+        return ""
+    def times(loss: float) -> str:
+        m = stats.budget_multiplier(frontier, loss, p8)
+        if m["side"]:
+            end = frontier[-1][0] if m["side"] == "below" else frontier[0][0]
+            return ("more than " if m["side"] == "below" else "less than ") + f"{end / p8:.3g}$\\times$"
+        return f"{m['multiplier']:.3g}$\\times$"
+    rough = ("; with these seeds the frontier does not fall at every step, so this reading is rough"
+             if any(b[1] >= a[1] for a, b in zip(frontier, frontier[1:])) else "")
+    return (f" On it, the equivalence margin ($\\pm${stats.EQUIVALENCE_MARGIN:g} nats around uniform rank's loss at "
+            f"{tt(MAIN_BUDGET)}) spans uniform rank from {times(l8 + stats.EQUIVALENCE_MARGIN)} to "
+            f"{times(l8 - stats.EQUIVALENCE_MARGIN)} its {tt(MAIN_BUDGET)} parameters{rough}: an arm called "
+            "equivalent may still be worth anything in that range of uniform rank's parameters.")
+
+
 def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) -> str:
     """Stage 4 in words (Figure frontier): uniform's test loss across the budgets that have
     ``stats.FRONTIER_MIN_SEEDS`` seeds (``stats.uniform_frontier``), and the equivalent-budget multiplier of the arms
@@ -1195,7 +1219,9 @@ def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) 
     (p_lo, l_hi), (p_hi, l_lo) = frontier[0], frontier[-1]
     text = (f"Over the {len(frontier)} budgets with {stats.FRONTIER_MIN_SEEDS} or more seeds, uniform rank's test loss "
             f"goes from {tex_num(l_hi)} at {tex_int(p_lo)} to {tex_num(l_lo)} at {tex_int(p_hi)} parameters "
-            "(Figure~\\ref{fig:frontier}).")
+            "(Figure~\\ref{fig:frontier}).") + margin_span(frontier, [
+                r["trainable_params"] for r in main if r["config"]["strategy"] == REFERENCE
+                and r["config"]["budget"] == MAIN_BUDGET and finite(r.get("trainable_params"))])
     decided = {r["strategy"] for r in primary if r["verdict"] in ("better", "worse")}
     said = []
     for r in robust:

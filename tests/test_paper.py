@@ -764,9 +764,27 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
                endpoint_row("d", "worse")]
     assert paper.frontier_finding(frontier_cells(), robust, primary) == (
         "Over the 3 budgets with 2 or more seeds, uniform rank's test loss goes from 1.8710 at 600{,}000 to 1.7510 at "
-        "9{,}600{,}000 parameters (Figure~\\ref{fig:frontier}). Read off it, the multipliers of the arms that beat or "
+        "9{,}600{,}000 parameters (Figure~\\ref{fig:frontier}). On it, the equivalence margin ($\\pm$0.01 nats around "
+        "uniform rank's loss at \\texttt{r8}) spans uniform rank from 0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} "
+        "parameters: an arm called equivalent may still be worth anything in that range of uniform rank's parameters. "
+        "Read off it, the multipliers of the arms that beat or "
         "lost to uniform rank at \\texttt{r8} are: \\texttt{a} 1.50$\\times$; \\texttt{b} beyond the frontier's "
         "low-loss end; \\texttt{d} beyond the frontier's high-loss end.")
+
+
+@pytest.mark.parametrize("frontier, span", [
+    # loss falls 0.02 per doubling: +-0.01 is half a doubling each way, 2^-0.5 and 2^0.5
+    ([(1e6, 1.84), (2e6, 1.82), (4e6, 1.80)], "from 0.707$\\times$ to 1.41$\\times$"),
+    # nearly flat: the margin reaches past both ends (no extrapolation), and the frontier's bump is flagged
+    ([(1e6, 1.805), (2e6, 1.80), (4e6, 1.801), (8e6, 1.795)],
+     "from less than 0.5$\\times$ to more than 4$\\times$ its \\texttt{r8} parameters; with these seeds the frontier "
+     "does not fall at every step, so this reading is rough:"),
+    ([(1e6, 1.84), (4e6, 1.80)], None),   # no point at r8 (2e6): nothing said
+])
+def test_margin_span_in_parameter_terms(frontier, span):
+    from adaptive_lora import paper
+    text = paper.margin_span(frontier, [2e6, 2e6])
+    assert (span in text) if span else text == ""
 
 
 def test_lr_grid_table_marks_the_selected_lr():
