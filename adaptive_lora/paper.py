@@ -1185,11 +1185,12 @@ def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -
     """The equivalence margin in parameter terms: where uniform rank's frontier reaches its own MAIN_BUDGET loss
     + and - ``stats.EQUIVALENCE_MARGIN``, as multiples of its MAIN_BUDGET parameters (``stats.budget_multiplier``;
     past an end of the frontier: "less than" / "more than" that end's multiple, no extrapolation). "" while the
-    frontier has no point at MAIN_BUDGET (``main_params``: uniform's trainable parameters there, one per cell).
+    frontier has no point at MAIN_BUDGET or none on one side of it (``main_params``: uniform's trainable
+    parameters there, one per cell).
     Says so when the frontier is not monotone (its reading is then rough)."""
     p8 = main_params[0] if main_params else math.nan
     l8 = next((l for p, l in frontier if finite(p8) and abs(p - p8) <= 1e-6 * p8), None)
-    if l8 is None:
+    if l8 is None or not frontier[0][0] < p8 < frontier[-1][0]:   # a span needs budgets on both sides
         return ""
     def times(loss: float) -> str:
         m = stats.budget_multiplier(frontier, loss, p8)

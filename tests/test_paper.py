@@ -780,6 +780,7 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
      "from less than 0.5$\\times$ to more than 4$\\times$ its \\texttt{r8} parameters; with these seeds the frontier "
      "does not fall at every step, so this reading is rough:"),
     ([(1e6, 1.84), (4e6, 1.80)], None),   # no point at r8 (2e6): nothing said
+    ([(1e6, 1.84), (2e6, 1.80)], None),   # no budget above r8 yet: nothing said
 ])
 def test_margin_span_in_parameter_terms(frontier, span):
     from adaptive_lora import paper
