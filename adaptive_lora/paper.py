@@ -1171,23 +1171,26 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     if not flips:
         return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no "
                 "arm's verdict changes.") if secondary_rows(secondary) else ""
-    parts = [f"{tt(a['strategy'])} goes from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}) "
-             f"at its own learning rate, {fmt_lr(a['lr'])}, to {tex_signed(b['diff_mean'])} "
-             f"({short_verdict(b['verdict'])}) at uniform's, {fmt_lr(b['lr'])}" for a, b in flips]
+    ref_lrs = {b["lr"] for _, b in flips}   # uniform's: one lr, said once (the text must fit the page)
+    parts = [f"{tt(a['strategy'])} from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}, "
+             f"{fmt_lr(a['lr'])}) to {tex_signed(b['diff_mean'])} ({short_verdict(b['verdict'])}"
+             + (")" if len(ref_lrs) == 1 else f", {fmt_lr(b['lr'])})") for a, b in flips]
     reversed_ = [tt(a["strategy"]) for a, b in flips if {a["verdict"], b["verdict"]} == {"better", "worse"}]
     tail = (f" For {join_words(reversed_)}, a comparison at uniform's learning rate alone would have reported the "
             "opposite." if reversed_ else "")
-    return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): "
+    return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}; each "
+            "arm at its own learning rate, then at uniform's"
+            + (f", {fmt_lr(next(iter(ref_lrs)))}" if len(ref_lrs) == 1 else "") + "): "
             + "; ".join(parts) + "." + tail)
 
 
 def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -> str:
     """The equivalence margin in parameter terms: where uniform rank's frontier reaches its own MAIN_BUDGET loss
     + and - ``stats.EQUIVALENCE_MARGIN``, as multiples of its MAIN_BUDGET parameters (``stats.budget_multiplier``;
-    past an end of the frontier: "less than" / "more than" that end's multiple, no extrapolation). "" while the
-    frontier has no point at MAIN_BUDGET or none on one side of it (``main_params``: uniform's trainable
-    parameters there, one per cell).
-    Says so when the frontier is not monotone (its reading is then rough)."""
+    past an end of the frontier: "less than" / "more than" that end's multiple, no extrapolation), as the phrase
+    "from X to Y its r8 parameters". "" while the frontier has no point at MAIN_BUDGET or none on one side of it
+    (``main_params``: uniform's trainable parameters there, one per cell). Says so when the frontier is not
+    monotone (its reading is then rough)."""
     p8 = main_params[0] if main_params else math.nan
     l8 = next((l for p, l in frontier if finite(p8) and abs(p - p8) <= 1e-6 * p8), None)
     if l8 is None or not frontier[0][0] < p8 < frontier[-1][0]:   # a span needs budgets on both sides
@@ -1198,12 +1201,27 @@ def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -
             end = frontier[-1][0] if m["side"] == "below" else frontier[0][0]
             return ("more than " if m["side"] == "below" else "less than ") + f"{end / p8:.3g}$\\times$"
         return f"{m['multiplier']:.3g}$\\times$"
-    rough = ("; with these seeds the frontier does not fall at every step, so this reading is rough"
+    rough = (" (with these seeds the frontier does not fall at every step, so the reading is rough)"
              if any(b[1] >= a[1] for a, b in zip(frontier, frontier[1:])) else "")
-    return (f" On it, the equivalence margin ($\\pm${stats.EQUIVALENCE_MARGIN:g} nats around uniform rank's loss at "
-            f"{tt(MAIN_BUDGET)}) spans uniform rank from {times(l8 + stats.EQUIVALENCE_MARGIN)} to "
-            f"{times(l8 - stats.EQUIVALENCE_MARGIN)} its {tt(MAIN_BUDGET)} parameters{rough}: an arm called "
-            "equivalent may still be worth anything in that range of uniform rank's parameters.")
+    return (f"from {times(l8 + stats.EQUIVALENCE_MARGIN)} to {times(l8 - stats.EQUIVALENCE_MARGIN)} its "
+            f"{tt(MAIN_BUDGET)} parameters{rough}")
+
+
+def main_frontier(main: list[dict]) -> tuple[list[tuple[float, float]], str]:
+    """Uniform's frontier on the main grid (``stats.uniform_frontier`` at (MODEL, MAIN_DATA)) and the margin's
+    span on it (``margin_span``)."""
+    frontier = stats.uniform_frontier(main, MODEL, MAIN_DATA)
+    return frontier, margin_span(frontier, [r["trainable_params"] for r in main if r["config"]["strategy"] == REFERENCE
+                                            and r["config"]["budget"] == MAIN_BUDGET
+                                            and finite(r.get("trainable_params"))])
+
+
+def margin_finding(main: list[dict]) -> str:
+    """The main text's reading of "equivalent" in parameter terms, once ``margin_span`` has one ("" before)."""
+    span = main_frontier(main)[1]
+    return (f"On uniform rank's frontier (Figure~\\ref{{fig:frontier}}), the $\\pm${stats.EQUIVALENCE_MARGIN:g}-nat "
+            f"margin spans uniform rank {span}, so an arm called equivalent may still be worth anything in that "
+            "range of uniform rank's parameters." if span else "")
 
 
 def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) -> str:
@@ -1212,7 +1230,7 @@ def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) 
     that beat or lost to uniform (``robust``: ``report.protocol_v2_robustness`` rows at MAIN_BUDGET, the verdicts
     from the ``primary`` rows; Table main-robustness has every arm's); while fewer than two budgets qualify, how many
     do. A loss beyond either end of the frontier is stated as such (its ``multiplier_side``; no extrapolation)."""
-    frontier = stats.uniform_frontier(main, MODEL, MAIN_DATA)
+    frontier, span = main_frontier(main)
     budgets = {r["config"]["budget"] for r in main if r["config"]["strategy"] == REFERENCE}
     if len(frontier) < 2:
         return (f"So far uniform rank has {stats.FRONTIER_MIN_SEEDS} or more seeds at {len(frontier)} of its "
@@ -1220,9 +1238,9 @@ def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) 
     (p_lo, l_hi), (p_hi, l_lo) = frontier[0], frontier[-1]
     text = (f"Over the {len(frontier)} budgets with {stats.FRONTIER_MIN_SEEDS} or more seeds, uniform rank's test loss "
             f"goes from {tex_num(l_hi)} at {tex_int(p_lo)} to {tex_num(l_lo)} at {tex_int(p_hi)} parameters "
-            "(Figure~\\ref{fig:frontier}).") + margin_span(frontier, [
-                r["trainable_params"] for r in main if r["config"]["strategy"] == REFERENCE
-                and r["config"]["budget"] == MAIN_BUDGET and finite(r.get("trainable_params"))])
+            "(Figure~\\ref{fig:frontier}).") + (
+                f" On it, the equivalence margin ($\\pm${stats.EQUIVALENCE_MARGIN:g} nats around uniform rank's loss "
+                f"at {tt(MAIN_BUDGET)}) spans uniform rank {span}." if span else "")
     decided = {r["strategy"] for r in primary if r["verdict"] in ("better", "worse")}
     said = []
     for r in robust:
@@ -1261,7 +1279,8 @@ def main_grid(ctx: Inputs) -> Section:
                                                                       if r.get("optimizer_steps")})]),
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
             "MainFrontierSentence": frontier_finding(main, robust, primary),
-            "MainFindings": " ".join(x for x in (allocation_finding(primary), init_finding(contrast, primary),
+            "MainFindings": " ".join(x for x in (allocation_finding(primary), margin_finding(main),
+                                                 init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {
         "main_lr_table.tex": header + writers.table_latex(writers.lr_grid_table(selection)),
         **{name: header + writers.table_latex(writers.endpoint_table(rows, notes=False))

@@ -766,8 +766,7 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
         "Over the 3 budgets with 2 or more seeds, uniform rank's test loss goes from 1.8710 at 600{,}000 to 1.7510 at "
         "9{,}600{,}000 parameters (Figure~\\ref{fig:frontier}). On it, the equivalence margin ($\\pm$0.01 nats around "
         "uniform rank's loss at \\texttt{r8}) spans uniform rank from 0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} "
-        "parameters: an arm called equivalent may still be worth anything in that range of uniform rank's parameters. "
-        "Read off it, the multipliers of the arms that beat or "
+        "parameters. Read off it, the multipliers of the arms that beat or "
         "lost to uniform rank at \\texttt{r8} are: \\texttt{a} 1.50$\\times$; \\texttt{b} beyond the frontier's "
         "low-loss end; \\texttt{d} beyond the frontier's high-loss end.")
 
@@ -777,15 +776,24 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
     ([(1e6, 1.84), (2e6, 1.82), (4e6, 1.80)], "from 0.707$\\times$ to 1.41$\\times$"),
     # nearly flat: the margin reaches past both ends (no extrapolation), and the frontier's bump is flagged
     ([(1e6, 1.805), (2e6, 1.80), (4e6, 1.801), (8e6, 1.795)],
-     "from less than 0.5$\\times$ to more than 4$\\times$ its \\texttt{r8} parameters; with these seeds the frontier "
-     "does not fall at every step, so this reading is rough:"),
+     "from less than 0.5$\\times$ to more than 4$\\times$ its \\texttt{r8} parameters (with these seeds the frontier "
+     "does not fall at every step, so the reading is rough)"),
     ([(1e6, 1.84), (4e6, 1.80)], None),   # no point at r8 (2e6): nothing said
     ([(1e6, 1.84), (2e6, 1.80)], None),   # no budget above r8 yet: nothing said
 ])
 def test_margin_span_in_parameter_terms(frontier, span):
     from adaptive_lora import paper
     text = paper.margin_span(frontier, [2e6, 2e6])
-    assert (span in text) if span else text == ""
+    assert text.startswith(span) if span else text == ""
+
+
+def test_margin_finding_says_the_span_in_the_main_text_once_the_frontier_has_one():
+    from adaptive_lora import paper
+    assert paper.margin_finding(frontier_cells()) == (
+        "On uniform rank's frontier (Figure~\\ref{fig:frontier}), the $\\pm$0.01-nat margin spans uniform rank from "
+        "0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} parameters, so an arm called equivalent may still be worth "
+        "anything in that range of uniform rank's parameters.")
+    assert paper.margin_finding(frontier_cells(budgets=(2, 8))) == ""   # nothing above r8 yet
 
 
 def test_lr_grid_table_marks_the_selected_lr():
@@ -1128,17 +1136,24 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
                  endpoint_row("b", "no detectable difference", 0.004, endpoint="secondary"),
                  endpoint_row("eva", "worse", 0.05, endpoint="primary (seeds 0-3)")]
     assert paper.lr_finding(primary, secondary) == (
-        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): \\texttt{eva} "
-        "goes from $-0.0209$ (better) at its own learning rate, $3 \\times 10^{-4}$, to $+0.0633$ (worse) at "
-        "uniform's, $3 \\times 10^{-3}$. For \\texttt{eva}, a comparison at uniform's learning rate alone would have "
-        "reported the opposite.")
+        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
+        "own learning rate, then at uniform's, $3 \\times 10^{-3}$): \\texttt{eva} from $-0.0209$ (better, "
+        "$3 \\times 10^{-4}$) to $+0.0633$ (worse). For \\texttt{eva}, a comparison at uniform's learning rate alone "
+        "would have reported the opposite.")
     # worse -> inconclusive is a change but no reversal: named, without "the opposite"
     ada = [endpoint_row("adalora", "worse", 0.0112, lr=1e-2)], [endpoint_row("adalora", "no detectable difference",
                                                                                0.0212, endpoint="secondary")]
     assert paper.lr_finding(*ada) == (
-        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}): "
-        "\\texttt{adalora} goes from $+0.0112$ (worse) at its own learning rate, $10^{-2}$, to $+0.0212$ "
-        "(inconclusive) at uniform's, $3 \\times 10^{-3}$.")
+        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
+        "own learning rate, then at uniform's, $3 \\times 10^{-3}$): \\texttt{adalora} from $+0.0112$ (worse, "
+        "$10^{-2}$) to $+0.0212$ (inconclusive).")
+    # uniform's lr differing between arms (not in this grid): each part says its own
+    two = [endpoint_row("a", "worse", 0.02, lr=1e-2), endpoint_row("b", "better", -0.02, lr=1e-3)], [
+        endpoint_row("a", "no detectable difference", 0.01, endpoint="secondary"),
+        endpoint_row("b", "no detectable difference", 0.0, ref_lr=1e-3, lr=1e-3, endpoint="secondary")]
+    assert paper.lr_finding(*two).endswith(
+        "then at uniform's): \\texttt{a} from $+0.0200$ (worse, $10^{-2}$) to $+0.0100$ (inconclusive, "
+        "$3 \\times 10^{-3}$); \\texttt{b} from $-0.0200$ (better, $10^{-3}$) to $+0.0000$ (inconclusive, $10^{-3}$).")
     assert paper.lr_finding(primary[1:], secondary[1:3]) == (
         "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no arm's "
         "verdict changes.")
