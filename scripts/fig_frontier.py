@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     names = [REFERENCE] + sorted(n for n in pts if n != REFERENCE)
     col = dict(colors(names), **{REFERENCE: "k"})
     primary = [r for r in protocol_v2(results)[0] if r["strategy"] in pts and r["n_pairs"] >= 2]
-    fig = figure(2.9)
+    fig = figure(3.2)
     if primary:
         left, right = fig.subplots(1, 2, width_ratios=[1.25, 1])
     else:     # no arm has two paired seeds at two budgets yet: the frontier alone
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     left.set_xlabel("trainable parameters (M) and budget")
     left.set_ylabel("test loss (nats), mean with 95 % CI")
     left.grid(alpha=0.3)
-    left.legend(frameon=False, loc="upper right")
+    # below the panels: with two seeds a t interval is wide enough to cross any corner of the axes
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncol=4, frameon=False)
     if right is not None:
         differences(right, primary, [n for n in names if n != REFERENCE], col)
     model, data = results[0]["config"]["model"], results[0]["config"]["data"]
@@ -102,7 +103,8 @@ def differences(right, primary: list[dict], others: list[str], col: dict) -> Non
             for lo, hi, lw in ((r["adj_ci_low"], r["adj_ci_high"], 0.9), (r["ci_low"], r["ci_high"], 2.6)):
                 if math.isfinite(lo) and math.isfinite(hi):
                     right.plot([x, x], [lo, hi], color=col[name], lw=lw, solid_capstyle="butt")
-            right.plot([x], [r["diff_mean"]], "o", color=col[name], mfc="white", ms=4, zorder=3)
+            # filled: on the left, "hollow" means fewer than two seeds
+            right.plot([x], [r["diff_mean"]], "o", color=col[name], ms=4, zorder=3)
     right.axhline(0, color="0.4", lw=0.8, ls="--", zorder=0)
     for y in (-EQUIVALENCE_MARGIN, EQUIVALENCE_MARGIN):
         right.axhline(y, color="0.55", lw=0.8, ls=":", zorder=0)

@@ -739,10 +739,13 @@ def test_frontier_figure_draws_uniforms_frontier_and_the_differences_by_budget(t
     fig = figs[0][0]
     assert round(fig.get_size_inches()[0], 3) == _plotting.WIDTH and _plotting.small_texts(fig) == []
     left, right = fig.axes
+    # the legend sits below the panels (wide two-seed intervals would cross it inside an axes)
+    assert left.get_legend() is None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["uniform", "attn_heavy", "hollow: n < 2 seeds"]
     assert [t.get_text() for t in left.get_xticklabels()] == ["0.6\nr2", "2.4\nr8", "9.6\nr32"]
     line = [ln for ln in left.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 3]
     assert len(line) == 1 and list(line[0].get_ydata()) == pytest.approx([1.9 - 0.03 * k + 0.001 for k in (1, 3, 5)])
-    # right: attn_heavy minus uniform at r2, r8 and r32, each -0.005 (one hollow mean per budget)
+    # right: attn_heavy minus uniform at r2, r8 and r32, each -0.005 (one mean marker per budget)
     means = [ln for ln in right.get_lines() if ln.get_marker() == "o"]
     assert [ln.get_ydata()[0] for ln in means] == pytest.approx([-0.005] * 3)
     _plotting.plt.close(fig)
