@@ -15,18 +15,11 @@ TOLERANCE = 0.005  # +-0.5 %
 _ABS_RE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 
 
-def uniform_rank(budget) -> int | None:
-    """The rank N of a uniform-rank budget 'rN' ('r8' -> 8); None for an absolute count ('1.5M') or anything else.
-    The one parser of 'rN' (the paper and its figures read budgets through it too)."""
-    m = re.fullmatch(r"r(\d+)", str(budget).strip())
-    return int(m[1]) if m else None
-
-
 def parse_budget(budget: str, spec: ModelSpec) -> int:
     """Budget string -> trainable-parameter count for this spec."""
     b = str(budget).strip()
-    rank = uniform_rank(b)
-    if rank is not None:
+    if re.fullmatch(r"r\d+", b):
+        rank = int(b[1:])
         if rank <= 0:
             raise UserError(f"budget '{budget}': rank must be positive")
         return spec.uniform_count(rank)

@@ -35,7 +35,6 @@ from pathlib import Path
 
 from . import stats
 from . import writers
-from .budget import uniform_rank
 from .errors import UserError
 from .report import PAPER_TABLE_EXP
 from .writers import fmt_lr, seed_spread_text
@@ -495,13 +494,13 @@ def gemma_model(ctx: Inputs) -> Section:
     and the paper must not need its weights): its blocks from a uniform cell's rank map, the cost of one unit of
     uniform rank from its budget (``budget_params`` / N at budget rN)."""
     runs = [r for r in ctx.exps.get("replication_gemma", []) if r["config"]["strategy"] == REFERENCE
-            and uniform_rank(r["config"]["budget"])]
+            and stats.uniform_rank(r["config"]["budget"])]
     if not runs:
         return {"GemmaLayers": NA, "GemmaParamsPerRank": NA}, {}
     run = runs[0]
     layers = {m.group(1) for name in run["rank_map"] if (m := re.search(r"\.layers\.(\d+)\.", name))}
     return {"GemmaLayers": str(len(layers)),
-            "GemmaParamsPerRank": tex_int(run["budget_params"] / uniform_rank(run["config"]["budget"]))}, {}
+            "GemmaParamsPerRank": tex_int(run["budget_params"] / stats.uniform_rank(run["config"]["budget"]))}, {}
 
 
 def prior_work(ctx: Inputs) -> Section:

@@ -21,6 +21,7 @@ Old (pilot) API, unchanged: ``mean_ci``, ``paired_test``, ``holm``, ``summarize`
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -993,6 +994,14 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
             break
     out["note"] = "; ".join(notes)
     return out
+
+
+def uniform_rank(budget) -> int | None:
+    """The rank N of a uniform-rank budget 'rN' ('r8' -> 8); None for an absolute count ('1.5M') or anything else.
+    The paper and its figures read budgets through it. (``budget.parse_budget`` has its own copy of the pattern:
+    budget.py is training-path code, frozen with the grids' hash.)"""
+    m = re.fullmatch(r"r(\d+)", str(budget).strip())
+    return int(m[1]) if m else None
 
 
 FRONTIER_MIN_SEEDS = 2   # a protocol-v2 frontier point is a mean over seeds (stage 4 runs 3), not one lr-check cell

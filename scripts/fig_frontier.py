@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _plotting import REFERENCE, colors, figure, load, parse_args, save, skip, t_interval  # noqa: E402
 
-from adaptive_lora.budget import uniform_rank  # noqa: E402
 from adaptive_lora.report import protocol_v2  # noqa: E402
-from adaptive_lora.stats import EQUIVALENCE_MARGIN, FRONTIER_MIN_SEEDS, arm, at_selected_lr, is_v2  # noqa: E402
+from adaptive_lora.stats import (EQUIVALENCE_MARGIN, FRONTIER_MIN_SEEDS, arm, at_selected_lr, is_v2,  # noqa: E402
+                                 uniform_rank)
 
 SHIFT = 1.12   # sideways offset factor between arms on the log parameter axis
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from adaptive_lora.budget import parse_budget, uniform_rank, within_budget
+from adaptive_lora.budget import parse_budget, within_budget
 from adaptive_lora.cli import main
 from adaptive_lora.errors import UserError
 from adaptive_lora.models import model_spec
@@ -51,6 +51,7 @@ def test_parse_budget_rejects(bad):
 @pytest.mark.parametrize("text,rank", [("r8", 8), ("r32", 32), (" r1 ", 1), ("r0", 0), ("1.5M", None), ("8r", None),
                                        ("r8x", None), ("", None), (None, None)])
 def test_uniform_rank(text, rank):
+    from adaptive_lora.stats import uniform_rank
     assert uniform_rank(text) == rank
 
 
