@@ -32,6 +32,7 @@ import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from . import stats
 from . import writers
@@ -1200,42 +1201,51 @@ def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -
             end = frontier[-1][0] if m["side"] == "below" else frontier[0][0]
             return ("more than " if m["side"] == "below" else "less than ") + f"{end / p8:.3g}$\\times$"
         return f"{m['multiplier']:.3g}$\\times$"
-    rough = (" (with these seeds the frontier does not fall at every step, so the reading is rough)"
-             if any(b[1] >= a[1] for a, b in zip(frontier, frontier[1:])) else "")
+    rough = ("" if stats.frontier_falls(frontier)
+             else " (with these seeds the frontier does not fall at every step, so the reading is rough)")
     return (f"from {times(l8 + stats.EQUIVALENCE_MARGIN)} to {times(l8 - stats.EQUIVALENCE_MARGIN)} its "
             f"{tt(MAIN_BUDGET)} parameters{rough}")
 
 
-def main_frontier(main: list[dict]) -> tuple[list[tuple[float, float]], str]:
-    """Uniform's frontier on the main grid (``stats.uniform_frontier`` at (MODEL, MAIN_DATA)) and the margin's
-    span on it (``margin_span``)."""
-    frontier = stats.uniform_frontier(main, MODEL, MAIN_DATA)
-    return frontier, margin_span(frontier, [r["trainable_params"] for r in main if r["config"]["strategy"] == REFERENCE
-                                            and r["config"]["budget"] == MAIN_BUDGET
-                                            and finite(r.get("trainable_params"))])
+class Frontier(NamedTuple):
+    """Uniform's frontier on the main grid, computed once per build (``main_frontier``) for the sentences that read
+    it: ``points`` [(params, mean test loss)] (``stats.uniform_frontier``), ``span`` the margin in parameter terms
+    (``margin_span``, "" while it has none) and ``budgets`` the number of budgets uniform has any cell at."""
+    points: list[tuple[float, float]]
+    span: str
+    budgets: int
 
 
-def margin_finding(main: list[dict]) -> str:
-    """The main text's reading of "equivalent" in parameter terms, once ``margin_span`` has one ("" before)."""
-    span = main_frontier(main)[1]
+def main_frontier(main: list[dict]) -> Frontier:
+    """Uniform's frontier at (MODEL, MAIN_DATA) and what the paper reads off it (``Frontier``)."""
+    uniform = [r for r in main if r["config"]["strategy"] == REFERENCE]
+    points = stats.uniform_frontier(main, MODEL, MAIN_DATA)
+    return Frontier(points, margin_span(points, [r["trainable_params"] for r in uniform
+                                                 if r["config"]["budget"] == MAIN_BUDGET
+                                                 and finite(r.get("trainable_params"))]),
+                    len({r["config"]["budget"] for r in uniform}))
+
+
+def margin_finding(frontier: Frontier) -> str:
+    """The main text's reading of "equivalent" in parameter terms, once the frontier has a span ("" before)."""
     return (f"On uniform rank's frontier (Figure~\\ref{{fig:frontier}}), the $\\pm${stats.EQUIVALENCE_MARGIN:g}-nat "
-            f"margin spans uniform rank {span}, so an arm called equivalent may still be worth anything in that "
-            "range of uniform rank's parameters." if span else "")
+            f"margin spans uniform rank {frontier.span}, so an arm called equivalent may still be worth anything in "
+            "that range of uniform rank's parameters." if frontier.span else "")
 
 
-def frontier_finding(main: list[dict], robust: list[dict], primary: list[dict]) -> str:
+def frontier_finding(frontier: Frontier, robust: list[dict], primary: list[dict]) -> str:
     """Stage 4 in words (Figure frontier): uniform's test loss across the budgets that have
-    ``stats.FRONTIER_MIN_SEEDS`` seeds (``stats.uniform_frontier``), and the equivalent-budget multiplier of the arms
+    ``stats.FRONTIER_MIN_SEEDS`` seeds (``frontier.points``), and the equivalent-budget multiplier of the arms
     that beat or lost to uniform (``robust``: ``report.protocol_v2_robustness`` rows at MAIN_BUDGET, the verdicts
     from the ``primary`` rows; Table main-robustness has every arm's); while fewer than two budgets qualify, how many
     do. A loss beyond either end of the frontier is stated as such (its ``multiplier_side``; no extrapolation)."""
-    frontier, span = main_frontier(main)
-    budgets = {r["config"]["budget"] for r in main if r["config"]["strategy"] == REFERENCE}
-    if len(frontier) < 2:
-        return (f"So far uniform rank has {stats.FRONTIER_MIN_SEEDS} or more seeds at {len(frontier)} of its "
-                f"{len(budgets)} budgets (Figure~\\ref{{fig:frontier}}), so no multiplier can be read off its frontier yet.")
-    (p_lo, l_hi), (p_hi, l_lo) = frontier[0], frontier[-1]
-    text = (f"Over the {len(frontier)} budgets with {stats.FRONTIER_MIN_SEEDS} or more seeds, uniform rank's test loss "
+    points, span = frontier.points, frontier.span
+    if len(points) < 2:
+        return (f"So far uniform rank has {stats.FRONTIER_MIN_SEEDS} or more seeds at {len(points)} of its "
+                f"{frontier.budgets} budgets (Figure~\\ref{{fig:frontier}}), so no multiplier can be read off its "
+                "frontier yet.")
+    (p_lo, l_hi), (p_hi, l_lo) = points[0], points[-1]
+    text = (f"Over the {len(points)} budgets with {stats.FRONTIER_MIN_SEEDS} or more seeds, uniform rank's test loss "
             f"goes from {tex_num(l_hi)} at {tex_int(p_lo)} to {tex_num(l_lo)} at {tex_int(p_hi)} parameters "
             "(Figure~\\ref{fig:frontier}).") + (
                 f" On it, the equivalence margin ($\\pm${stats.EQUIVALENCE_MARGIN:g} nats around uniform rank's loss "
@@ -1265,6 +1275,7 @@ def main_grid(ctx: Inputs) -> Section:
     post = grid_cells(POST_GRID)
     robust = [r for r in protocol_v2_robustness(main) if r["budget"] == MAIN_BUDGET]
     contrast = next((r for r in init_contrasts(main) if r["budget"] == MAIN_BUDGET), None)
+    frontier = main_frontier(main)
     lr_chosen, lr_table = replication_lr(ctx.exps)
     header = HEADER.format(src="results/main/")
     return {**main_grid_macros(main, selection), **replications(ctx.exps), "ReplicationLrChosen": lr_chosen,
@@ -1277,8 +1288,8 @@ def main_grid(ctx: Inputs) -> Section:
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
                                                                       if r.get("optimizer_steps")})]),
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
-            "MainFrontierSentence": frontier_finding(main, robust, primary),
-            "MainFindings": " ".join(x for x in (allocation_finding(primary), margin_finding(main),
+            "MainFrontierSentence": frontier_finding(frontier, robust, primary),
+            "MainFindings": " ".join(x for x in (allocation_finding(primary), margin_finding(frontier),
                                                  init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {
         "main_lr_table.tex": header + writers.table_latex(writers.lr_grid_table(selection)),

@@ -959,6 +959,13 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
     return out
 
 
+def frontier_falls(frontier: list[tuple[float, float]]) -> bool:
+    """Whether a frontier [(params, loss)] loses loss at every step up in params (strictly decreasing once sorted
+    by params). Where it does not, a loss may be crossed more than once and a multiplier read off it is rough."""
+    pts = sorted(frontier)
+    return all(b[1] < a[1] for a, b in zip(pts, pts[1:]))
+
+
 def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_params: float) -> dict:
     """Equivalent-budget multiplier of a strategy with mean test loss ``loss`` at ``budget_params`` parameters.
 
@@ -975,7 +982,7 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
     pts = sorted((float(p), float(l)) for p, l in frontier if _finite(p) and p > 0 and _finite(l))
     out = {"multiplier": NAN, "equivalent_params": NAN, "side": "", "note": ""}
     notes = []
-    if any(b[1] >= a[1] for a, b in zip(pts, pts[1:])):
+    if not frontier_falls(pts):
         notes.append("uniform's frontier is not strictly decreasing in params")
     if len(pts) < 2 or not (_finite(loss) and _finite(budget_params) and budget_params > 0):
         out["note"] = "; ".join(notes + ["fewer than 2 frontier points or no loss/budget"])

@@ -753,7 +753,7 @@ def test_frontier_figure_draws_uniforms_frontier_and_the_differences_by_budget(t
 
 def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
     from adaptive_lora import paper
-    one = paper.frontier_finding(frontier_cells(budgets=(8,)), [], [])
+    one = paper.frontier_finding(paper.main_frontier(frontier_cells(budgets=(8,))), [], [])
     assert one == ("So far uniform rank has 2 or more seeds at 1 of its 1 budgets (Figure~\\ref{fig:frontier}), so no "
                    "multiplier can be read off its frontier yet.")
     # the side comes from its own field (the note's wording may change)
@@ -765,7 +765,7 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
                "multiplier_side": ""}]
     primary = [endpoint_row("a", "better"), endpoint_row("b", "better"), endpoint_row("c", "equivalent"),
                endpoint_row("d", "worse")]
-    assert paper.frontier_finding(frontier_cells(), robust, primary) == (
+    assert paper.frontier_finding(paper.main_frontier(frontier_cells()), robust, primary) == (
         "Over the 3 budgets with 2 or more seeds, uniform rank's test loss goes from 1.8710 at 600{,}000 to 1.7510 at "
         "9{,}600{,}000 parameters (Figure~\\ref{fig:frontier}). On it, the equivalence margin ($\\pm$0.01 nats around "
         "uniform rank's loss at \\texttt{r8}) spans uniform rank from 0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} "
@@ -792,11 +792,11 @@ def test_margin_span_in_parameter_terms(frontier, span):
 
 def test_margin_finding_says_the_span_in_the_main_text_once_the_frontier_has_one():
     from adaptive_lora import paper
-    assert paper.margin_finding(frontier_cells()) == (
+    assert paper.margin_finding(paper.main_frontier(frontier_cells())) == (
         "On uniform rank's frontier (Figure~\\ref{fig:frontier}), the $\\pm$0.01-nat margin spans uniform rank from "
         "0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} parameters, so an arm called equivalent may still be worth "
         "anything in that range of uniform rank's parameters.")
-    assert paper.margin_finding(frontier_cells(budgets=(2, 8))) == ""   # nothing above r8 yet
+    assert paper.margin_finding(paper.main_frontier(frontier_cells(budgets=(2, 8)))) == ""   # nothing above r8 yet
 
 
 def test_lr_grid_table_marks_the_selected_lr():

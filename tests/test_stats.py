@@ -337,6 +337,16 @@ def test_budget_multiplier_table(loss, budget, c):
         assert out["note"] == "" and out["side"] == ""
 
 
+@pytest.mark.parametrize("frontier, falls", [
+    (FRONTIER, True),                                   # unsorted input is read sorted by params
+    ([(1000, 2.0), (4000, 2.1)], False),                # rises
+    ([(1000, 2.0), (2000, 1.9), (4000, 1.9)], False),   # flat step: a loss may be crossed more than once
+    ([(1000, 2.0)], True), ([], True),                  # nothing to fall: vacuously true
+])
+def test_frontier_falls(frontier, falls):
+    assert stats.frontier_falls(frontier) is falls
+
+
 def test_budget_multiplier_gotchas():
     assert "not strictly decreasing" in stats.budget_multiplier([(1000, 2.0), (4000, 2.1)], 2.05, 1000)["note"]
     assert math.isnan(stats.budget_multiplier([(1000, 2.0)], 2.0, 1000)["multiplier"])
