@@ -818,13 +818,17 @@ def stage_one_sentence(swept: list[dict], planned: int, pilot_lr: float, extra: 
               f"{fmt_lr(uni['lr'])} (bracketed), {times} the pilot's.")
 
 
-def main_endpoint_rows(main: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(primary, secondary) endpoint rows of the main grid at MAIN_BUDGET with at least two seed pairs, from
-    ``report.protocol_v2`` (the report's statistics; nothing is recomputed here)."""
+def main_endpoint_rows(main: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(primary, secondary, away) endpoint rows of the main grid with at least two seed pairs, from
+    ``report.protocol_v2`` (the report's statistics; nothing is recomputed here): primary and secondary at
+    MAIN_BUDGET, ``away`` the primary comparison at the other budgets (stage 4's arms at r2 / r32; Holm over the
+    arms at each budget)."""
     from .report import protocol_v2
     primary, secondary, _ = protocol_v2(main)
-    keep = lambda rows: [r for r in rows if r["budget"] == MAIN_BUDGET and r["n_pairs"] >= 2]  # noqa: E731
-    return keep(primary), keep(secondary)
+    paired = lambda rows: [r for r in rows if r["n_pairs"] >= 2]  # noqa: E731
+    return ([r for r in paired(primary) if r["budget"] == MAIN_BUDGET],
+            [r for r in paired(secondary) if r["budget"] == MAIN_BUDGET],
+            [r for r in paired(primary) if r["budget"] != MAIN_BUDGET])
 
 
 def primary_families(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -1263,13 +1267,28 @@ def frontier_finding(frontier: Frontier, robust: list[dict], primary: list[dict]
                    f"{'; '.join(said)}." if said else "")
 
 
+def budget_finding(away: list[dict]) -> str:
+    """Stage 4's arms away from MAIN_BUDGET in words (Figure frontier's right panel): at each budget, each arm's
+    mean paired difference to uniform rank and the verdicts (``verdict_clause``; ``away``: ``main_endpoint_rows``'
+    rows there, Holm over the arms at that budget); "" before any arm has two paired seeds away from MAIN_BUDGET."""
+    by: dict[str, list[dict]] = {}
+    for r in away:
+        by.setdefault(r["budget"], []).append(r)
+    parts = [f"at {tt(b)}, " + ", ".join(f"{tt(r['strategy'])} {tex_signed(r['diff_mean'])}" for r in rows)
+             + f" nats: {verdict_clause(rows, explain=False)}"
+             for b, rows in sorted(by.items(), key=lambda kv: stats.uniform_rank(kv[0]) or 0)]
+    return (f"Away from {tt(MAIN_BUDGET)}, each arm minus uniform rank at the same seed and budget "
+            f"({pairs_range(away)} paired seeds; Holm over the arms at each budget): " + "; ".join(parts) + "."
+            if parts else "")
+
+
 def main_grid(ctx: Inputs) -> Section:
     """The main grid's macros and its tables' bodies (the figures, captions and appendix prose around them are
     static, in paper/sections/). Stage 1 must be complete and one strategy must have two paired seeds."""
     from .report import TRANSFER, init_contrasts, protocol_v2_robustness
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
     selection = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
-    primary, secondary = main_endpoint_rows(main)     # once: the sentences and the tables share them
+    primary, secondary, away = main_endpoint_rows(main)     # once: the sentences and the tables share them
     if not primary:
         raise IncompleteResults("results/main/: no strategy has two paired seeds at its selected learning rate")
     post = grid_cells(POST_GRID)
@@ -1288,7 +1307,8 @@ def main_grid(ctx: Inputs) -> Section:
             "MainTrainSteps": join_words([tex_int(x) for x in sorted({r["optimizer_steps"] for r in main
                                                                       if r.get("optimizer_steps")})]),
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
-            "MainFrontierSentence": frontier_finding(frontier, robust, primary),
+            "MainFrontierSentence": " ".join(x for x in (frontier_finding(frontier, robust, primary),
+                                                          budget_finding(away)) if x),
             "MainFindings": " ".join(x for x in (allocation_finding(primary), margin_finding(frontier),
                                                  init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {

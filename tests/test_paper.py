@@ -656,7 +656,7 @@ def v2_cells() -> list[dict]:
 
 def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     from adaptive_lora import paper, writers
-    primary, secondary = paper.main_endpoint_rows(v2_cells())
+    primary, secondary, away = paper.main_endpoint_rows(v2_cells())
     assert [(r["strategy"], r["lr"], r["n_pairs"], r["verdict"]) for r in primary] == [
         ("attn_heavy", 1e-4, 3, "better"), ("ffn_heavy", 3e-4, 3, "no detectable difference")]
     sentence = paper.main_endpoint_sentence(primary)
@@ -674,7 +674,8 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
     uneven = [dict(primary[0], n_pairs=2), primary[1]]
     assert paper.main_abstract_endpoint(uneven).startswith("With 2 to 3 paired seeds per arm, each at its own")
     # one seed per strategy: no interval, so no primary row
-    assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [])
+    assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [], [])
+    assert away == []   # every cell at r8
 
 
 def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
@@ -772,6 +773,22 @@ def test_frontier_finding_reads_the_multipliers_of_the_decided_arms():
         "parameters. Read off it, the multipliers of the arms that beat or "
         "lost to uniform rank at \\texttt{r8} are: \\texttt{a} 1.50$\\times$; \\texttt{b} beyond the frontier's "
         "low-loss end; \\texttt{d} beyond the frontier's high-loss end.")
+
+
+def test_budget_finding_reads_the_arms_away_from_r8():
+    from adaptive_lora import paper
+    cells = frontier_cells()
+    for r in cells:     # attn_heavy minus uniform: -0.005, -0.004, -0.003 at seeds 0-2 (t interval +-0.0025)
+        if r["config"]["strategy"] == "attn_heavy":
+            r["eval_loss"] += 0.001 * r["config"]["seed"]
+    primary, _, away = paper.main_endpoint_rows(cells)
+    assert [(r["strategy"], r["budget"]) for r in primary] == [("attn_heavy", "r8")]
+    assert paper.budget_finding(away) == (
+        "Away from \\texttt{r8}, each arm minus uniform rank at the same seed and budget (3 paired seeds; Holm over "
+        "the arms at each budget): at \\texttt{r2}, \\texttt{attn\\_heavy} $-0.0040$ nats: \\texttt{attn\\_heavy} "
+        "(by less than the margin) beats uniform rank; at \\texttt{r32}, \\texttt{attn\\_heavy} $-0.0040$ nats: "
+        "\\texttt{attn\\_heavy} (by less than the margin) beats uniform rank.")
+    assert paper.budget_finding([]) == ""
 
 
 @pytest.mark.parametrize("frontier, span", [
