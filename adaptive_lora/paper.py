@@ -1188,13 +1188,14 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
             + "; ".join(parts) + "." + tail)
 
 
-def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -> str:
-    """The equivalence margin in parameter terms: where uniform rank's frontier reaches its own MAIN_BUDGET loss
-    + and - ``stats.EQUIVALENCE_MARGIN``, as multiples of its MAIN_BUDGET parameters (``stats.budget_multiplier``;
-    past an end of the frontier: "less than" / "more than" that end's multiple, no extrapolation), as the phrase
-    "from X to Y its r8 parameters". "" while the frontier has no point at MAIN_BUDGET or none on one side of it
-    (``main_params``: uniform's trainable parameters there, one per cell). Says so when the frontier is not
-    monotone (its reading is then rough)."""
+def margin_span(frontier: list[tuple[float, float]], main_params: list[float], falls: bool = True) -> str:
+    """The equivalence margin in parameter terms: where uniform rank's frontier (its monotone fit, the one
+    multipliers are read off) reaches its own MAIN_BUDGET loss + and - ``stats.EQUIVALENCE_MARGIN``, as multiples of
+    its MAIN_BUDGET parameters (``stats.budget_multiplier``; past an end of the frontier: "less than" / "more than"
+    that end's multiple, no extrapolation), as the phrase "from X to Y its r8 parameters". "" while the frontier has
+    no point at MAIN_BUDGET or none on one side of it (``main_params``: uniform's trainable parameters there, one
+    per cell). ``falls``: whether the raw frontier falls at every step (``stats.frontier_falls``); where it does
+    not, the phrase says the reading is of the monotone fit."""
     p8 = main_params[0] if main_params else math.nan
     l8 = next((l for p, l in frontier if finite(p8) and abs(p - p8) <= 1e-6 * p8), None)
     if l8 is None or not frontier[0][0] < p8 < frontier[-1][0]:   # a span needs budgets on both sides
@@ -1205,8 +1206,8 @@ def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -
             end = frontier[-1][0] if m["side"] == "below" else frontier[0][0]
             return ("more than " if m["side"] == "below" else "less than ") + f"{end / p8:.3g}$\\times$"
         return f"{m['multiplier']:.3g}$\\times$"
-    rough = ("" if stats.frontier_falls(frontier)
-             else " (with these seeds the frontier does not fall at every step, so the reading is rough)")
+    rough = ("" if falls else " (read off its monotone fit: with these seeds the mean loss does not fall at every "
+             "step, so the reading is rough)")
     return (f"from {times(l8 + stats.EQUIVALENCE_MARGIN)} to {times(l8 - stats.EQUIVALENCE_MARGIN)} its "
             f"{tt(MAIN_BUDGET)} parameters{rough}")
 
@@ -1214,7 +1215,8 @@ def margin_span(frontier: list[tuple[float, float]], main_params: list[float]) -
 class Frontier(NamedTuple):
     """Uniform's frontier on the main grid, computed once per build (``main_frontier``) for the sentences that read
     it: ``points`` [(params, mean test loss)] (``stats.uniform_frontier``), ``span`` the margin in parameter terms
-    (``margin_span``, "" while it has none) and ``budgets`` the number of budgets uniform has any cell at."""
+    read off its monotone fit (``margin_span``, "" while it has none) and ``budgets`` the number of budgets uniform
+    has any cell at."""
     points: list[tuple[float, float]]
     span: str
     budgets: int
@@ -1224,9 +1226,10 @@ def main_frontier(main: list[dict]) -> Frontier:
     """Uniform's frontier at (MODEL, MAIN_DATA) and what the paper reads off it (``Frontier``)."""
     uniform = [r for r in main if r["config"]["strategy"] == REFERENCE]
     points = stats.uniform_frontier(main, MODEL, MAIN_DATA)
-    return Frontier(points, margin_span(points, [r["trainable_params"] for r in uniform
-                                                 if r["config"]["budget"] == MAIN_BUDGET
-                                                 and finite(r.get("trainable_params"))]),
+    fit = stats.uniform_frontier(main, MODEL, MAIN_DATA, monotone=True)
+    return Frontier(points, margin_span(fit, [r["trainable_params"] for r in uniform
+                                              if r["config"]["budget"] == MAIN_BUDGET
+                                              and finite(r.get("trainable_params"))], stats.frontier_falls(points)),
                     len({r["config"]["budget"] for r in uniform}))
 
 

@@ -914,11 +914,15 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
     with at least two seed pairs: the two-way model (``block_anova`` on ``endpoint_losses`` of those strategies and
     uniform: pooled-variance difference, interval and Holm p; complete blocks only), the paired bootstrap over test
     examples (``endpoint_bootstrap``; NaN with a note when a cell lacks per-example losses) and the equivalent-budget
-    multiplier read off uniform's frontier (``uniform_frontier``, ``budget_multiplier``: NaN with a note while the
-    frontier has fewer than two budgets or the loss lies outside it). Keys: ``strategy``, ``n_pairs``,
+    multiplier read off uniform's frontier (``uniform_frontier`` made monotone, ``budget_multiplier``: NaN with a
+    note while the frontier has fewer than two budgets or the loss lies outside it) at uniform's frontier loss plus
+    the arm's paired difference (``paired_loss``), and at the ends of its Holm-adjusted interval (amendment 7).
+    Keys: ``strategy``, ``n_pairs``,
     ``anova_seeds`` (the complete blocks the two-way model used: fewer than ``n_pairs`` while an arm of the family
     lacks a seed), ``anova_diff``, ``anova_ci_low``/``anova_ci_high``, ``anova_p_holm``, ``boot_ci_low``/``boot_ci_high``,
-    ``multiplier`` (with ``multiplier_side``: "below"/"above" the frontier when NaN for that reason), ``note``."""
+    ``multiplier`` (with ``multiplier_side``: "below"/"above" the frontier when NaN for that reason),
+    ``multiplier_low`` / ``multiplier_high`` (and their ``_side``) at the adjusted interval's ends,
+    ``frontier_multiples`` (the frontier's ends as multiples of the arm's params), ``note``."""
     key, cells = _one_group(results, budget, model, data)
     rows = [r for r in endpoint(cells, which=which, allow_mixed=allow_mixed) if r["n_pairs"] >= 2]
     if not rows:
@@ -931,7 +935,7 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
         family = {r["strategy"] for r in rows if r["endpoint"] == fam} | {REFERENCE}
         fits[fam] = block_anova({s: v for s, v in losses.items() if s in family})
         by.update({c["strategy"]: c for c in fits[fam]["contrasts"]})
-    frontier = uniform_frontier(results, key[0], key[1])
+    frontier = uniform_frontier(results, key[0], key[1], monotone=True)
     chosen = at_selected_lr(cells, which)
     out = []
     for r in rows:
@@ -941,10 +945,11 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
             b = endpoint_bootstrap(cells, s, which=which, reps=reps, allow_mixed=allow_mixed)
         except UserError as e:
             b = {"ci_low": NAN, "ci_high": NAN, "note": str(e)}
-        mine = [x for x in chosen if arm(x) == s and _finite(x.get("eval_loss"))]
-        params = [x["trainable_params"] for x in mine if _finite(x.get("trainable_params"))]
-        m = budget_multiplier(frontier, sum(x["eval_loss"] for x in mine) / len(mine) if mine else NAN,
-                              sum(params) / len(params) if params else NAN)
+        loss, params = paired_loss(frontier, r, chosen), mean_params(chosen, s)
+        m = budget_multiplier(frontier, loss, params)
+        # the frontier falls, so the multiple falls with the loss: the interval's high loss end gives the low multiple
+        lo, hi = (budget_multiplier(frontier, loss - r["diff_mean"] + r.get(k, NAN), params)
+                  for k in ("adj_ci_high", "adj_ci_low"))
         notes += [n for n in (b.get("note"), m["note"]) if n]
         fit = fits[r["endpoint"]]
         if fit["dropped_seeds"]:
@@ -953,10 +958,40 @@ def robustness(results: list[dict], budget=None, model=None, data=None, which: s
                     "anova_diff": c.get("diff", NAN),
                     "anova_ci_low": c.get("ci_low", NAN), "anova_ci_high": c.get("ci_high", NAN),
                     "anova_p_holm": c.get("p_holm", NAN), "boot_ci_low": b["ci_low"], "boot_ci_high": b["ci_high"],
-                    "multiplier": m["multiplier"], "multiplier_side": m["side"], "note": "; ".join(notes),
+                    "multiplier": m["multiplier"], "multiplier_side": m["side"],
+                    "multiplier_low": lo["multiplier"], "multiplier_low_side": lo["side"],
+                    "multiplier_high": hi["multiplier"], "multiplier_high_side": hi["side"],
+                    "frontier_multiples": frontier_multiples(frontier, params), "note": "; ".join(notes),
                     "model": key[0], "data": key[1],
                     "budget": key[2], "endpoint": r["endpoint"]})
     return out
+
+
+def frontier_multiples(frontier: list[tuple[float, float]], params: float) -> tuple[float, float]:
+    """(smallest, largest) frontier budget as multiples of ``params``: the bounds a multiplier beyond an end of the
+    frontier is reported against ("< 0.125x", "> 4x"); NaNs without a frontier."""
+    if not frontier or not (_finite(params) and params > 0):
+        return (NAN, NAN)
+    return (min(p for p, _ in frontier) / params, max(p for p, _ in frontier) / params)
+
+
+def mean_params(results: list[dict], strategy: str) -> float:
+    """Mean trainable parameters of ``strategy``'s cells in ``results`` (NaN without any)."""
+    params = [x["trainable_params"] for x in results if arm(x) == strategy and _finite(x.get("trainable_params"))]
+    return sum(params) / len(params) if params else NAN
+
+
+def paired_loss(frontier: list[tuple[float, float]], row: dict, results: list[dict]) -> float:
+    """The loss an endpoint ``row`` stands for on uniform's ``frontier``: the frontier's loss at uniform's budget
+    (its point at uniform's mean params in ``results``) plus the row's paired difference ``diff_mean``, so an arm
+    with fewer seeds than the frontier point is read over its own seed pairs, not against other seeds' mean (amendment
+    7). Without a frontier point there: the arm's own mean loss, as before."""
+    p_ref = mean_params(results, REFERENCE)
+    at = [l for p, l in frontier if _finite(p_ref) and abs(p - p_ref) <= 1e-6 * p_ref]
+    if at and _finite(row.get("diff_mean")):
+        return at[0] + row["diff_mean"]
+    mine = [x["eval_loss"] for x in results if arm(x) == row["strategy"] and _finite(x.get("eval_loss"))]
+    return sum(mine) / len(mine) if mine else NAN
 
 
 def frontier_falls(frontier: list[tuple[float, float]]) -> bool:
@@ -971,13 +1006,18 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
 
     ``frontier``: uniform's [(params, mean loss)] at several budgets. Sorted by params, loss is interpolated
     linearly in log(params) between neighbouring points; the params P* where the frontier reaches ``loss``:
-    log P* = log p1 + (loss − l1) / (l2 − l1) · (log p2 − log p1) on the first segment (smallest params) whose
-    losses bracket ``loss`` (endpoints included; a flat segment at ``loss`` gives p1). c = P* / budget_params
+    log P* = log p1 + (loss − l1) / (l2 − l1) · (log p2 − log p1) on a segment whose losses bracket ``loss``
+    (endpoints included; a flat segment at ``loss`` gives its end nearer ``budget_params``). c = P* / budget_params
     (c > 1: the strategy is worth more parameters than it has). No extrapolation: ``loss`` outside
     [min, max] of the frontier's losses (or fewer than 2 points) -> c NaN with a note, and ``side`` says where:
     "below" (a lower loss than the frontier reaches: worth more than its largest budget) or "above" ("" inside or
-    without a frontier). ``note`` also flags a frontier whose loss does not fall with params (more than one
-    crossing possible). Returns ``multiplier``, ``equivalent_params``, ``side``, ``note``.
+    without a frontier).
+
+    Gotcha: a frontier whose loss does not fall at every step (``frontier_falls``; noise between near-equal budgets)
+    can reach ``loss`` more than once. Then the crossing nearest ``budget_params`` in log(params) is read (ties: the
+    smaller), so uniform rank's own loss at its own budget reads c = 1 (amendment 7; the first crossing from the
+    smallest budget read uniform r8 as 0.2x itself), and ``note`` says the frontier is not strictly decreasing.
+    Returns ``multiplier``, ``equivalent_params``, ``side``, ``note``.
     """
     pts = sorted((float(p), float(l)) for p, l in frontier if _finite(p) and p > 0 and _finite(l))
     out = {"multiplier": NAN, "equivalent_params": NAN, "side": "", "note": ""}
@@ -993,13 +1033,15 @@ def budget_multiplier(frontier: list[tuple[float, float]], loss: float, budget_p
         out["note"] = "; ".join(notes + [f"loss {loss:.4f} {out['side']} uniform's frontier "
                                          f"[{min(losses):.4f}, {max(losses):.4f}]: no extrapolation"])
         return out
+    crossings = []   # log P* of every segment that brackets the loss
     for (p1, l1), (p2, l2) in zip(pts, pts[1:]):
         if min(l1, l2) <= loss <= max(l1, l2):
-            t = 0.0 if l1 == l2 else (loss - l1) / (l2 - l1)
-            eq = math.exp(math.log(p1) + t * (math.log(p2) - math.log(p1)))
-            out.update(multiplier=eq / budget_params, equivalent_params=eq)
-            break
-    out["note"] = "; ".join(notes)
+            if l1 == l2:   # flat at the loss: its end nearer the budget
+                crossings.append(min((math.log(p1), math.log(p2)), key=lambda x: abs(x - math.log(budget_params))))
+            else:
+                crossings.append(math.log(p1) + (loss - l1) / (l2 - l1) * (math.log(p2) - math.log(p1)))
+    eq = math.exp(min(crossings, key=lambda x: (abs(x - math.log(budget_params)), x)))
+    out.update(multiplier=eq / budget_params, equivalent_params=eq, note="; ".join(notes))
     return out
 
 
@@ -1014,12 +1056,14 @@ def uniform_rank(budget) -> int | None:
 FRONTIER_MIN_SEEDS = 2   # a protocol-v2 frontier point is a mean over seeds (stage 4 runs 3), not one lr-check cell
 
 
-def uniform_frontier(results: list[dict], model: str, data: str) -> list[tuple[float, float]]:
+def uniform_frontier(results: list[dict], model: str, data: str, monotone: bool = False) -> list[tuple[float, float]]:
     """Uniform's [(mean trainable_params, mean eval_loss)] per budget of (model, data), sorted by params; protocol
     v2 cells at uniform's selected lr per budget (``at_selected_lr``), pilot cells as they are. A protocol-v2
     budget counts once it has FRONTIER_MIN_SEEDS seeds there: before stage 4, uniform's r1 / r32 points would be the
-    single seed-0 cells of its lr check, too noisy for the multiplier the plan reads off the stage-4 frontier."""
-    pts = []
+    single seed-0 cells of its lr check, too noisy for the multiplier the plan reads off the stage-4 frontier.
+    ``monotone``: the losses replaced by their weighted isotonic (non-increasing) fit, ``monotone_fit``, which the
+    multipliers are read off (amendment 7)."""
+    pts, weights = [], []
     for key, cells in sorted(_cells(at_selected_lr(results), model, data).items()):
         uni = [r for r in cells if arm(r) == REFERENCE and _finite(r.get("eval_loss"))
                and _finite(r.get("trainable_params"))]
@@ -1028,4 +1072,20 @@ def uniform_frontier(results: list[dict], model: str, data: str) -> list[tuple[f
         if uni:
             pts.append((sum(r["trainable_params"] for r in uni) / len(uni),
                         sum(r["eval_loss"] for r in uni) / len(uni)))
-    return sorted(pts)
+            weights.append(len(uni))
+    order = sorted(range(len(pts)), key=lambda i: pts[i])
+    pts, weights = [pts[i] for i in order], [weights[i] for i in order]
+    return monotone_fit(pts, weights) if monotone else pts
+
+
+def monotone_fit(frontier: list[tuple[float, float]], weights: list[float]) -> list[tuple[float, float]]:
+    """A frontier [(params, loss)] sorted by params, its losses replaced by their weighted least-squares fit that
+    does not rise with params (isotonic regression, pool-adjacent-violators; ``weights``: cells per point). Where
+    noise makes a larger budget's mean loss higher than a smaller one's, the two are pooled into one flat step:
+    more rank at a tuned lr is not expected to cost loss, and a frontier that rises can reach a loss more than once,
+    so that a multiplier read off it jumps (stage 4 with 2-3 seeds read uniform r8 as 0.2x itself)."""
+    if len(frontier) < 2:
+        return list(frontier)
+    from scipy.optimize import isotonic_regression
+    fit = isotonic_regression([l for _, l in frontier], weights=weights, increasing=False).x
+    return [(p, float(l)) for (p, _), l in zip(frontier, fit)]

@@ -424,12 +424,36 @@ def anova_table(fit: dict) -> Table:
     return Table(header, "lrrlrr", [(None, rows)])
 
 
+def multiple_text(value: float, side: str, ends: tuple[float, float]) -> str:
+    """One equivalent-budget multiple: '1.3', or beyond an end of the frontier '<0.12' / '>4' (``ends``: the
+    frontier's smallest and largest budget as multiples; ``side`` "above" = a loss above the frontier's highest)."""
+    if side:
+        bound = ends[0] if side == "above" else ends[1]
+        return ("<" if side == "above" else ">") + (f"{bound:#.2g}".rstrip(".") if _finite(bound) else "?")
+    return f"{value:#.2g}".rstrip(".") if _finite(value) else DASH   # '1.0', not '1'; '41', not '41.'
+
+
+def multiple_cell(r: dict) -> Cell:
+    """A robustness row's multiplier and, in brackets, its multiples at the Holm-adjusted interval's ends:
+    '1.0 [0.20, 1.3]'; a dash without a frontier."""
+    ends = r.get("frontier_multiples", (math.nan, math.nan))
+    point = multiple_text(r["multiplier"], r.get("multiplier_side", ""), ends)
+    if point == DASH:
+        return Cell(DASH, "--")
+    if "multiplier_low" not in r:
+        return Cell(point, point.replace("<", "$<$").replace(">", "$>$"))
+    lo, hi = (multiple_text(r[f"multiplier_{k}"], r.get(f"multiplier_{k}_side", ""), ends) for k in ("low", "high"))
+    plain = f"{point} [{lo}, {hi}]"
+    return Cell(plain, plain.replace("<", "$<$").replace(">", "$>$"))
+
+
 def robustness_table(rows: list[dict], notes: bool = True) -> Table:
     """``stats.robustness`` rows: the two-way (pooled-variance) interval and Holm p with the seeds (blocks) it used,
     the paired bootstrap interval over test examples, and the equivalent-budget multiplier."""
     header = [text("strategy"), Cell("n", "$n$"), text("blocks"), Cell("Δ (two-way)", r"$\Delta$ (two-way)"),
               Cell("95 % CI (pooled)", r"95\,\% CI (pooled)"), Cell("p (Holm)", r"$p_\mathrm{Holm}$"),
-              Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"), Cell("× budget", r"$\times$ budget")] + \
+              Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"),
+              Cell("× budget [adj.]", r"$\times$ budget [adj.]")] + \
         ([text("note")] if notes else [])
     groups: dict[tuple, list[list[Cell]]] = {}
     for r in rows:
@@ -437,7 +461,7 @@ def robustness_table(rows: list[dict], notes: bool = True) -> Table:
             [ident(r["strategy"]), num(r["n_pairs"], "d"), num(r.get("anova_seeds"), "d"),
              num(r["anova_diff"], "+.4f"),
              interval(r["anova_ci_low"], r["anova_ci_high"]), pval(r["anova_p_holm"]),
-             interval(r["boot_ci_low"], r["boot_ci_high"]), num(r["multiplier"], ".2f")] +
+             interval(r["boot_ci_low"], r["boot_ci_high"]), multiple_cell(r)] +
             ([text(r["note"])] if notes else []))
     return Table(header, "lrrrlrlr" + "l" * notes, [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
                                                    for (m, d, b, e), rs in groups.items()])
@@ -502,8 +526,9 @@ def protocol_v2_markdown(primary: list[dict], secondary: list[dict], selection: 
                 "Two-way model: strategy fixed, seed as a block, pooled residual variance (complete blocks), Holm "
                 "over the strategies. Bootstrap: paired over test examples (the same resampled examples for both "
                 "arms and every seed; test-set sampling only, not training noise). × budget: the parameter "
-                "multiple at which uniform rank's frontier reaches the strategy's mean test loss (no "
-                "extrapolation).", "", table_markdown(robustness_table(robust))]
+                "multiple at which uniform rank's frontier (its monotone fit) reaches uniform's loss there plus the "
+                "strategy's paired difference, in brackets at the ends of its Holm-adjusted interval (< / >: beyond "
+                "the frontier's ends; no extrapolation; EXPERIMENTS.md, amendment 7).", "", table_markdown(robustness_table(robust))]
     if contrasts:
         out += ["## Planned contrast: allocation beyond the initialisation", "",
                 "eva (rho 2: EVA's initialisation and its rank redistribution) minus eva[rho1] (the same "

@@ -4,7 +4,7 @@ Left: test loss against trainable parameters (log axis) for uniform rank at ever
 for the other arms run at more than one budget (attn_heavy, eva), each at its selected learning rate
 (``stats.at_selected_lr``): mean over seeds with its 95 % t interval. A filled point has the
 ``stats.FRONTIER_MIN_SEEDS`` seeds the equivalent-budget multiplier needs (uniform's: ``stats.uniform_frontier``,
-the line); a hollow one does not yet. Right: each such arm minus uniform at the same seed and budget (the primary endpoint of
+the line; dashed, where it differs, its monotone fit, which the multipliers are read off); a hollow one does not yet. Right: each such arm minus uniform at the same seed and budget (the primary endpoint of
 ``report.protocol_v2`` at each budget), unadjusted 95 % (thick) and Holm step-down interval (thin), dotted: the
 equivalence margin. Arms are offset sideways so that no two overlap. Skipped while uniform has results at fewer
 than two budgets.
@@ -22,7 +22,7 @@ from _plotting import REFERENCE, colors, figure, load, parse_args, save, skip, t
 
 from adaptive_lora.report import protocol_v2  # noqa: E402
 from adaptive_lora.stats import (EQUIVALENCE_MARGIN, FRONTIER_MIN_SEEDS, arm, at_selected_lr, is_v2,  # noqa: E402
-                                 uniform_rank)
+                                 uniform_frontier, uniform_rank)
 
 SHIFT = 1.12   # sideways offset factor between arms on the log parameter axis
 
@@ -44,6 +44,10 @@ def points(results: list[dict]) -> dict[str, list[dict]]:
             params = sum(r["trainable_params"] for r in budgets[b]) / len(budgets[b])
             out[name].append({"budget": b, "params": params, "mean": mean, "low": lo, "high": hi, "n": n})
     return out
+
+
+def model_data(results: list[dict]) -> tuple[str, str]:
+    return results[0]["config"]["model"], results[0]["config"]["data"]
 
 
 def main(argv=None) -> int:
@@ -69,6 +73,10 @@ def main(argv=None) -> int:
         if name == REFERENCE:
             full = [(x, p) for x, p in zip(xs, ps) if p["n"] >= FRONTIER_MIN_SEEDS]
             left.plot([x for x, _ in full], [p["mean"] for _, p in full], "-", color="k", lw=0.9)
+            fit = dict(uniform_frontier(results, *model_data(results), monotone=True))
+            if any(abs(fit.get(p["params"], p["mean"]) - p["mean"]) > 1e-12 for _, p in full):   # drawn where it differs
+                left.plot([x for x, _ in full], [fit.get(p["params"], math.nan) for _, p in full], "--", color="0.45",
+                          lw=1.2, label="monotone fit (multipliers)")
         for x, p in zip(xs, ps):
             err = [[p["mean"] - p["low"]], [p["high"] - p["mean"]]] if math.isfinite(p["low"]) else None
             filled = p["n"] >= FRONTIER_MIN_SEEDS
@@ -84,10 +92,13 @@ def main(argv=None) -> int:
     left.set_ylabel("test loss (nats), mean with 95 % CI")
     left.grid(alpha=0.3)
     # below the panels: with two seeds a t interval is wide enough to cross any corner of the axes
-    fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", ncol=4, frameon=False)
+    # uniform, its monotone fit, the other arms, the hollow-marker key (sorted is stable: arms keep their order)
+    rank = lambda hl: (hl[1] != REFERENCE) + hl[1].startswith("monotone") * -0.5 + hl[1].startswith("hollow")  # noqa: E731
+    fig.legend(*zip(*sorted(zip(*left.get_legend_handles_labels()), key=rank)), loc="outside lower center", ncol=5,
+               frameon=False)
     if right is not None:
         differences(right, primary, [n for n in names if n != REFERENCE], col)
-    model, data = results[0]["config"]["model"], results[0]["config"]["data"]
+    model, data = model_data(results)
     fig.suptitle(f"{model} \u00b7 {data}: test loss by budget, each arm at its selected lr")
     save(fig, a.out, "frontier")
     return 0

@@ -347,6 +347,25 @@ def test_frontier_falls(frontier, falls):
     assert stats.frontier_falls(frontier) is falls
 
 
+# not monotone, as stage 4's was with 2-3 seeds: r4 (2000) below r8 (4000); 1.95 is reached three times
+BUMPY = [(1000, 2.0), (2000, 1.9), (4000, 1.95), (8000, 1.8)]
+
+
+FLAT = [(1000, 2.0), (2000, 1.9), (4000, 1.9), (8000, 1.8)]
+
+
+@pytest.mark.parametrize("loss, budget, c, frontier", [
+    (1.95, 4000, 1.0, BUMPY),        # uniform's own loss at its own budget reads 1 (the first crossing gave 0.35)
+    (1.95, 1000, 2 ** 0.5, BUMPY),   # from 1000 the nearest crossing is the first one (log 1414)
+    # 1.92 is crossed at 1000 * 2^0.8, 2000 * 2^0.4 and 4000 * 2^0.2: from 4000 the last is nearest, from 2000 the first
+    (1.92, 4000, 2 ** 0.2, BUMPY), (1.92, 2000, 2 ** -0.2, BUMPY),
+    (1.9, 4000, 1.0, FLAT), (1.9, 1000, 2.0, FLAT),      # flat at the loss: its end nearer the budget
+])
+def test_budget_multiplier_reads_the_crossing_nearest_the_budget(loss, budget, c, frontier):
+    out = stats.budget_multiplier(frontier, loss, budget)
+    assert out["multiplier"] == pytest.approx(c) and "not strictly decreasing" in out["note"]
+
+
 def test_budget_multiplier_gotchas():
     assert "not strictly decreasing" in stats.budget_multiplier([(1000, 2.0), (4000, 2.1)], 2.05, 1000)["note"]
     assert math.isnan(stats.budget_multiplier([(1000, 2.0)], 2.0, 1000)["multiplier"])
@@ -474,13 +493,39 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
     assert (row["boot_ci_low"], row["boot_ci_high"]) == (pytest.approx(-0.10), pytest.approx(-0.10))
     assert row["multiplier"] == pytest.approx(2.0) and row["note"] == ""
     md = "\n".join(writers.protocol_v2_markdown([], [], [], [row]))
-    assert "Robustness of the primary endpoint" in md and "| attn_heavy | 3 | 3 | -0.1000 |" in md and "| 2.00 |" in md
+    # at the interval's ends: 1.80 - 0.0752 = 1.7248, 2^0.752 x; 1.80 - 0.1248 lies below the frontier (> 2x)
+    assert row["multiplier_low"] == pytest.approx(2 ** ((0.10 - half) / 0.10)) and math.isnan(row["multiplier_high"])
+    assert row["multiplier_high_side"] == "below" and row["frontier_multiples"] == (0.5, 2.0)
+    assert "Robustness of the primary endpoint" in md and "| attn_heavy | 3 | 3 | -0.1000 |" in md
+    assert "| 2.0 [1.7, >2.0] |" in md and "2.0 [1.7, $>$2.0]" in writers.table_latex(writers.robustness_table([row]))
     # without per-example losses or a frontier: NaN with notes, never an exception
     bare = [r for r in rs if r["config"]["budget"] == "r8"]
     for r in bare:
         r.pop("eval_example_losses")
     (row,) = stats.robustness(bare, budget="r8", reps=50)
     assert math.isnan(row["boot_ci_low"]) and math.isnan(row["multiplier"]) and "frontier" in row["note"]
+
+
+@pytest.mark.parametrize("value, side, text", [
+    (1.005, "", "1.0"), (0.2249, "", "0.22"), (41.3, "", "41"), (NAN, "", "–"),
+    (NAN, "above", "<0.12"), (NAN, "below", ">4.0"),   # beyond the frontier's ends (0.125x, 4x): no extrapolation
+])
+def test_multiple_text_table(value, side, text):
+    assert writers.multiple_text(value, side, (0.125, 4.0)) == text
+
+
+def test_robustness_reads_the_multiplier_over_the_arms_own_seed_pairs():
+    """uniform r8 (4000 params) 1.80, 1.80, 1.90, 1.90 at seeds 0-3 (frontier point 1.85); attn_heavy has seeds 0-1
+    only, 0.01 below uniform there (1.79): it stands for 1.85 - 0.01 = 1.84 on the frontier (r8 1.85 -> r16 1.75 at
+    8000 params: 2^0.1 x), not for its mean 1.79 against other seeds' uniform (2^0.6 x, the reading before
+    amendment 7)."""
+    rs = []
+    for s, u in enumerate([1.80, 1.80, 1.90, 1.90]):
+        rs += [cell("uniform", s, 1e-3, 2.0, u), cell("uniform", s, 1e-3, 2.0, 1.95, budget="r4", params=2000),
+               cell("uniform", s, 1e-3, 2.0, 1.75, budget="r16", params=8000)]
+    rs += [cell("attn_heavy", s, 1e-3, 2.0, 1.79) for s in (0, 1)]
+    (row,) = stats.robustness(rs, budget="r8", reps=20)
+    assert row["n_pairs"] == 2 and row["multiplier"] == pytest.approx(2 ** 0.1)
 
 
 @pytest.mark.parametrize("curves, kept", [
