@@ -825,10 +825,9 @@ def main_endpoint_rows(main: list[dict]) -> tuple[list[dict], list[dict], list[d
     arms at each budget)."""
     from .report import protocol_v2
     primary, secondary, _ = protocol_v2(main)
-    paired = lambda rows: [r for r in rows if r["n_pairs"] >= 2]  # noqa: E731
-    return ([r for r in paired(primary) if r["budget"] == MAIN_BUDGET],
-            [r for r in paired(secondary) if r["budget"] == MAIN_BUDGET],
-            [r for r in paired(primary) if r["budget"] != MAIN_BUDGET])
+    primary, secondary = ([r for r in rows if r["n_pairs"] >= 2] for rows in (primary, secondary))
+    return ([r for r in primary if r["budget"] == MAIN_BUDGET], [r for r in secondary if r["budget"] == MAIN_BUDGET],
+            [r for r in primary if r["budget"] != MAIN_BUDGET])
 
 
 def primary_families(rows: list[dict]) -> tuple[list[dict], list[dict]]:

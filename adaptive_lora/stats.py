@@ -1073,8 +1073,8 @@ def uniform_frontier(results: list[dict], model: str, data: str, monotone: bool 
             pts.append((sum(r["trainable_params"] for r in uni) / len(uni),
                         sum(r["eval_loss"] for r in uni) / len(uni)))
             weights.append(len(uni))
-    order = sorted(range(len(pts)), key=lambda i: pts[i])
-    pts, weights = [pts[i] for i in order], [weights[i] for i in order]
+    pairs = sorted(zip(pts, weights))   # by params
+    pts, weights = [p for p, _ in pairs], [w for _, w in pairs]
     return monotone_fit(pts, weights) if monotone else pts
 
 

@@ -440,10 +440,10 @@ def multiple_cell(r: dict) -> Cell:
     point = multiple_text(r["multiplier"], r.get("multiplier_side", ""), ends)
     if point == DASH:
         return Cell(DASH, "--")
-    if "multiplier_low" not in r:
-        return Cell(point, point.replace("<", "$<$").replace(">", "$>$"))
-    lo, hi = (multiple_text(r[f"multiplier_{k}"], r.get(f"multiplier_{k}_side", ""), ends) for k in ("low", "high"))
-    plain = f"{point} [{lo}, {hi}]"
+    plain = point
+    if "multiplier_low" in r:
+        lo, hi = (multiple_text(r[f"multiplier_{k}"], r.get(f"multiplier_{k}_side", ""), ends) for k in ("low", "high"))
+        plain += f" [{lo}, {hi}]"
     return Cell(plain, plain.replace("<", "$<$").replace(">", "$>$"))
 
 

@@ -46,6 +46,11 @@ def points(results: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def legend_rank(label: str) -> int:
+    """Legend order: uniform, its monotone fit, the other arms (sorted() is stable: they keep theirs), the key."""
+    return 0 if label == REFERENCE else 1 if label.startswith("monotone") else 3 if label.startswith("hollow") else 2
+
+
 def model_data(results: list[dict]) -> tuple[str, str]:
     return results[0]["config"]["model"], results[0]["config"]["data"]
 
@@ -92,10 +97,8 @@ def main(argv=None) -> int:
     left.set_ylabel("test loss (nats), mean with 95 % CI")
     left.grid(alpha=0.3)
     # below the panels: with two seeds a t interval is wide enough to cross any corner of the axes
-    # uniform, its monotone fit, the other arms, the hollow-marker key (sorted is stable: arms keep their order)
-    rank = lambda hl: (hl[1] != REFERENCE) + hl[1].startswith("monotone") * -0.5 + hl[1].startswith("hollow")  # noqa: E731
-    fig.legend(*zip(*sorted(zip(*left.get_legend_handles_labels()), key=rank)), loc="outside lower center", ncol=5,
-               frameon=False)
+    fig.legend(*zip(*sorted(zip(*left.get_legend_handles_labels()), key=lambda hl: legend_rank(hl[1]))),
+               loc="outside lower center", ncol=5, frameon=False)
     if right is not None:
         differences(right, primary, [n for n in names if n != REFERENCE], col)
     model, data = model_data(results)
