@@ -36,7 +36,7 @@ MARKDOWN = ("markdown-smart-citations-raw_tex-raw_html-raw_attribute-header_attr
 LAYOUT = re.compile(r"\\(pdfoutput=1|centering|small|footnotesize|scriptsize|normalsize|noindent|medskip|"
                     r"smallskip|bigskip|clearpage|newpage|raggedright|hfill|"
                     r"setlength\{[^}]*\}\{[^}]*\}|[hv]space\*?\{[^}]*\}|"
-                    r"bibliographystyle\{[^}]*\})\s*")
+                    r"bibliographystyle\{[^}]*\}|setcounter\{(?:top|bottom|total)number\}\{\d+\})\s*")
 REFS = "PANDOCREFERENCESGOHERE"
 
 
