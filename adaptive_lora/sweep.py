@@ -466,23 +466,36 @@ def check_jobs(cfgs: list, jobs: int) -> None:
             raise UserError(f"--jobs {jobs} x threads {cfg.threads} > {cores} cores: the cells would share cores")
 
 
-def warm_model_cache(cfgs: list, load=None) -> list[str]:
-    """Load each distinct model of ``cfgs`` once, in this process, before parallel workers start -> names loaded.
+def warm_model_cache(cfgs: list, load=None, lock: Path | None = None) -> list[str]:
+    """Load each distinct model of ``cfgs`` once, in this process, before any cell runs -> names loaded.
 
     Gotcha: the first load of a GGUF model converts it into ``.cache/models/<name>`` through one fixed temp folder;
-    two workers doing that at once on a fresh machine rename the folder under each other (seen: SafetensorError
-    "No such file or directory" for the second cell). Loading once here makes every worker a cache reader. The
-    conversion code sits on the frozen training path, so the race is avoided here rather than fixed there.
+    two processes doing that at once on a fresh machine rename the folder under each other (seen: SafetensorError
+    "No such file or directory"), whether they are workers of one sweep (--jobs, array tasks) or two sweeps sharing
+    the cache (scripts/sweep_bg.sh started twice). So the loads here hold an exclusive lock on ``lock`` (default
+    ``.cache/models.lock``): the first process converts, the others wait and then read the cache. The conversion
+    code sits on the frozen training path, so the race is avoided here rather than fixed there.
     A model that fails to load is skipped: each of its cells then fails in its worker and is recorded as before."""
+    import fcntl
+
     if load is None:
         from .models import load_model as load
+    if lock is None:
+        from .models import cache_dir
+        lock = cache_dir() / "models.lock"
+    names = list(dict.fromkeys(cfg.model for cfg in cfgs))
+    if not names:
+        return []
+    lock.parent.mkdir(parents=True, exist_ok=True)
     loaded = []
-    for name in dict.fromkeys(cfg.model for cfg in cfgs):
-        try:
-            load(name)  # only the cache is wanted: the weights are dropped at once, each worker loads its own
-        except Exception:  # noqa: BLE001 - the cells' own runs report it, one failure record per cell
-            continue
-        loaded.append(name)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, also if this process is killed
+        for name in names:
+            try:
+                load(name)  # only the cache is wanted: the weights are dropped at once, each cell loads its own
+            except Exception:  # noqa: BLE001 - the cells' own runs report it, one failure record per cell
+                continue
+            loaded.append(name)
     return loaded
 
 
@@ -540,8 +553,9 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
         out(f"removed {removed} stale temp file(s) left by a killed run")
     todo = select_cells(cfgs, dirty_mode, reuse, limit, counts, out)
     submitted = []
+    if todo:
+        warm_model_cache(todo)  # workers, array tasks and other sweeps sharing the cache must not convert at once
     if submitit_opts is not None and todo:
-        warm_model_cache(todo)      # array tasks start together: the same GGUF conversion race as --jobs
         submitted = submit_cells(todo, submitit_opts, cluster, cpus, allow_dirty, dirty_mode,
                                  results_root(dirty_mode) / exp, out)
         if not submitit_opts.wait:
@@ -584,7 +598,6 @@ def run_sweep(cfgs: list, allow_dirty: bool = False, reuse: bool = True, limit: 
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        warm_model_cache(todo)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             # workers show their own step bars (interleaved in a log, one line per refresh; the start line
             # below says which cell is which), so a long cell is visibly alive

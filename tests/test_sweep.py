@@ -364,20 +364,47 @@ def test_two_jobs_run_cells_in_parallel_processes_with_the_serial_results(tiny, 
     assert len(par) == 2 and par == ser
 
 
-def test_models_are_converted_once_before_parallel_workers_start(tiny):
+def test_models_are_converted_once_before_parallel_workers_start(tiny, tmp_path):
     """Two workers converting the same GGUF at once on a fresh machine raced on one temp folder; the sweep now
     loads each distinct model once, in order, before the pool starts."""
     calls = []
     cfgs = [RunConfig(**{**tiny, "model": m}, seed=s) for m, s in
             [("tiny-llama", 0), ("tiny-gpt2", 0), ("tiny-llama", 1), ("tiny-gpt2", 1)]]
-    assert sweep.warm_model_cache(cfgs, load=calls.append) == ["tiny-llama", "tiny-gpt2"]
+    lock = tmp_path / "models.lock"
+    assert sweep.warm_model_cache(cfgs, load=calls.append, lock=lock) == ["tiny-llama", "tiny-gpt2"]
     assert calls == ["tiny-llama", "tiny-gpt2"]
-    assert sweep.warm_model_cache([], load=calls.append) == [] and len(calls) == 2
+    assert sweep.warm_model_cache([], load=calls.append, lock=lock) == [] and len(calls) == 2
 
     def broken(name):  # e.g. a hub model offline: not an error of the sweep, each cell records its own failure
         if name == "tiny-gpt2":
             raise UserError("cannot load")
-    assert sweep.warm_model_cache(cfgs, load=broken) == ["tiny-llama"]
+    assert sweep.warm_model_cache(cfgs, load=broken, lock=lock) == ["tiny-llama"]
+
+
+def test_a_second_sweep_waits_for_the_model_lock_of_the_first(tiny, tmp_path):
+    """Two sweeps sharing one cache (scripts/sweep_bg.sh run twice on a fresh machine) raced on the conversion:
+    the loads hold an exclusive lock, so the second process loads only after the first has released it."""
+    import fcntl
+    import threading
+    lock, calls = tmp_path / "models.lock", []
+    worker = threading.Thread(target=sweep.warm_model_cache,
+                              args=([RunConfig(**tiny, seed=0)],), kwargs={"load": calls.append, "lock": lock})
+    with open(lock, "a") as held:  # "the other sweep", converting
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive() and calls == []  # blocked on the lock, nothing loaded
+    worker.join(timeout=10)
+    assert not worker.is_alive() and calls == [tiny["model"]]
+
+
+def test_a_one_job_sweep_warms_the_model_cache_before_its_first_cell(tiny, tmp_path, sandbox, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "warm_model_cache", lambda cfgs, load=None: calls.append(("warm", len(cfgs))))
+    monkeypatch.setattr(run, "execute", lambda cfg, **k: calls.append(("run", cfg.seed)) or (Path("x"), None))
+    grid = write_grid(tmp_path / "g.yaml", "warm1", {**tiny, "threads": 1}, [{"seed": [0, 1]}])
+    assert main(["sweep", str(grid), "--quiet", "--allow-dirty"]) == 0
+    assert calls == [("warm", 2), ("run", 0), ("run", 1)]
 
 
 # ------------------------------------------------------------------------------------------ --launcher submitit
