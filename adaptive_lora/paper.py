@@ -937,8 +937,45 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     sentence = " ".join(out) if said or prior or waiting else \
         "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
     conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
+    if long := long_finding(exps):
+        sentence += " " + long
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
             "ReplicationAbstract": replication_abstract(part1, repeated)}
+
+
+CHANGE_VERBS = {"larger": "grew", "smaller": "shrank", "changed sign": "changed sign",
+                "no detectable change": "did not change detectably"}
+
+
+def long_finding(exps: dict[str, list[dict]]) -> str:
+    """Replication A's answer to "does the gap grow, stay or vanish at 500 steps?" (amendment 8): what more rank buys
+    uniform at 500 steps against part 1 (``stats.rank_gains``) and how the repeated arms' effects changed
+    (``stats.effect_changes``; Welch intervals, Holm-adjusted), e.g. "At 500 steps (A), uniform rank at r16 and r32
+    changed the test loss by -0.0287 and -0.0379 nats against r8 (part 1: -0.0088 and -0.0179; larger); against
+    part 1, the effects of a and b did not change detectably and that of c shrank (...)". "" until A has an arm or a
+    budget with two paired seeds that part 1 also has."""
+    from .report import REPLICATIONS, replication_effects
+    blocks = dict(replication_effects(exps))
+    arms = stats.effect_changes(blocks.get(REPLICATIONS[1][1], []), blocks.get(REPLICATIONS[0][1], []))
+    cells = {e: [r for r in exps.get(e, []) if "eval_loss" in r] for e in ("replication_long", "main")}
+    gains = stats.effect_changes(*(stats.rank_gains(cells[e], MODEL, MAIN_DATA) for e in cells),
+                                 key=lambda r: r["budget"])
+    parts = []
+    if gains:
+        readings = [g["reading"] for g in gains]
+        parts.append(f"uniform rank at {join_words([tt(g['key']) for g in gains])} changed the test loss by "
+                     f"{join_words([tex_signed(g['later_mean']) for g in gains])} nats against \\texttt{{r8}} "
+                     f"(part~1: {join_words([tex_signed(g['first_mean']) for g in gains])}; "
+                     + (readings[0] if len(set(readings)) == 1 else
+                        join_words([f"{g['reading']} at {tt(g['key'])}" for g in gains])) + ")")
+    groups: dict[str, list[str]] = {}
+    for a in arms:
+        groups.setdefault(CHANGE_VERBS[a["reading"]], []).append(tt(a["key"]))
+    said = [f"{('the effect' if not i else 'that') if len(v) == 1 else ('the effects' if not i else 'those')} of "
+            f"{join_words(v)} {verb}" for i, (verb, v) in enumerate(groups.items())]
+    if said:
+        parts.append("against part~1, " + " and ".join(said))
+    return ("At 500 steps (A), " + "; ".join(parts) + " (changes: Welch intervals, Holm-adjusted).") if parts else ""
 
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:

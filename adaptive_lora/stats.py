@@ -123,7 +123,7 @@ def holm(pvalues: list[float]) -> list[float]:
     return out
 
 
-def holm_intervals(pt_rows: list[dict], alpha: float = ALPHA) -> list[dict]:
+def holm_intervals(pt_rows: list[dict], alpha: float = ALPHA, interval=None) -> list[dict]:
     """Holm step-down intervals ("Holm-adjusted intervals") for m paired comparisons, one per input row.
 
     Input rows carry ``diffs`` (the paired differences) and ``p`` (their paired-t p; NaN = not tested). Steps:
@@ -134,7 +134,9 @@ def holm_intervals(pt_rows: list[dict], alpha: float = ALPHA) -> list[dict]:
     and t-interval are dual): a rejected step's interval excludes 0; every later p(k) >= p(k0) > alpha/(m-k0+1),
     so every non-rejected step's interval contains 0. Gotcha: only the Bonferroni intervals (level 1 − alpha/m for
     all) have guaranteed simultaneous coverage; these are the step-down analogue, shown beside the unadjusted
-    intervals. Rows with NaN p get ``step`` None and NaN intervals.
+    intervals. Rows with NaN p get ``step`` None and NaN intervals. ``interval(row, level) -> (low, high)``: the
+    interval the test dual to ``p`` gives (default: the paired t-interval of ``row["diffs"]``; ``effect_changes``
+    passes Welch's).
 
     Returns one dict per input row: ``step``, ``level``, ``adj_ci_low``, ``adj_ci_high``, ``rejected`` (bool).
     """
@@ -148,10 +150,68 @@ def holm_intervals(pt_rows: list[dict], alpha: float = ALPHA) -> list[dict]:
             frozen = k
         kk = k if frozen is None else frozen
         level = 1 - alpha / (m - kk + 1)
-        ci = mean_ci(pt_rows[i]["diffs"], level)
-        out[i] = {"step": k, "level": level, "adj_ci_low": ci["ci_low"], "adj_ci_high": ci["ci_high"],
-                  "rejected": frozen is None}
+        if interval is None:
+            ci = mean_ci(pt_rows[i]["diffs"], level)
+            low, high = ci["ci_low"], ci["ci_high"]
+        else:
+            low, high = interval(pt_rows[i], level)
+        out[i] = {"step": k, "level": level, "adj_ci_low": low, "adj_ci_high": high, "rejected": frozen is None}
     return out
+
+
+def welch_change(later: list[float], first: list[float], conf: float = CONF) -> dict:
+    """mean(later) − mean(first) of two independent samples (e.g. one arm's per-seed paired differences in two
+    experiments): ``change``, Welch's t-interval ``ci_low``/``ci_high`` at ``conf`` and two-sided ``p``
+    (``scipy.stats.ttest_ind(equal_var=False)``: se = sqrt(s1²/n1 + s2²/n2), Welch–Satterthwaite df), ``n_later``,
+    ``n_first``. Interval and p are NaN with fewer than 2 finite values on a side or zero variance on both."""
+    a, b = [float(x) for x in later if _finite(x)], [float(x) for x in first if _finite(x)]
+    out = {"change": (math.fsum(a) / len(a) - math.fsum(b) / len(b)) if a and b else NAN,
+           "ci_low": NAN, "ci_high": NAN, "p": NAN, "n_later": len(a), "n_first": len(b)}
+    if len(a) < 2 or len(b) < 2 or (_constant(a, math.fsum(a) / len(a)) and _constant(b, math.fsum(b) / len(b))):
+        return out
+    res = sps.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(conf)
+    return dict(out, ci_low=float(ci.low), ci_high=float(ci.high), p=float(res.pvalue))
+
+
+def change_reading(first_mean: float, later_mean: float, adj_low: float, adj_high: float) -> str:
+    """The words for how an effect changed between two experiments, from the ADJUSTED interval of the change:
+    "no detectable change" (contains 0, or undefined), "changed sign" (excludes 0, means of opposite signs),
+    otherwise "larger" / "smaller" by |later| against |first|. Table: (-0.02, -0.03, ±) -> larger;
+    (-0.02, -0.005, excl.) -> smaller; (-0.02, +0.01, excl.) -> changed sign."""
+    if not (_finite(adj_low) and _finite(adj_high)) or adj_low <= 0 <= adj_high:
+        return "no detectable change"
+    if first_mean * later_mean < 0:
+        return "changed sign"
+    return "larger" if abs(later_mean) > abs(first_mean) else "smaller"
+
+
+def effect_changes(later: list[dict], first: list[dict], key=lambda r: r["strategy"],
+                   alpha: float = ALPHA) -> list[dict]:
+    """How the effects of the arms two experiments share changed from ``first`` to ``later`` (amendment 8): rows of
+    ``endpoint`` / ``reference_endpoint`` (``diffs`` = per-seed paired differences), matched by ``key`` (default
+    the strategy), each ``welch_change(later diffs, first diffs)`` with Holm step-down intervals over the shared
+    arms (``holm_intervals`` with Welch's interval). One row per shared key, in ``later``'s order: ``key``,
+    ``first_mean``, ``later_mean``, ``change``, ``ci_low``/``ci_high``, ``p``, ``p_holm``, ``adj_ci_low``/
+    ``adj_ci_high``, ``n_first``, ``n_later``, ``reading`` (``change_reading``). Arms with fewer than 2 pairs in
+    either experiment are left out."""
+    before = {key(r): r for r in first if len(r["diffs"]) >= 2}
+    rows = []
+    for r in later:
+        if len(r["diffs"]) >= 2 and (k := key(r)) in before:
+            w = welch_change(r["diffs"], before[k]["diffs"], 1 - alpha)
+            rows.append(dict(w, key=k, later=r["diffs"], first=before[k]["diffs"],
+                             first_mean=before[k]["diff_mean"], later_mean=r["diff_mean"]))
+    for row, p in zip(rows, holm([r["p"] for r in rows])):
+        row["p_holm"] = p
+    def welch(row: dict, level: float) -> tuple[float, float]:
+        w = welch_change(row["later"], row["first"], level)
+        return w["ci_low"], w["ci_high"]
+
+    for row, adj in zip(rows, holm_intervals(rows, alpha, interval=welch)):
+        row.update(adj_ci_low=adj["adj_ci_low"], adj_ci_high=adj["adj_ci_high"],
+                   reading=change_reading(row["first_mean"], row["later_mean"], adj["adj_ci_low"], adj["adj_ci_high"]))
+    return rows
 
 
 def inside_margin(ci_low: float, ci_high: float, margin: float = EQUIVALENCE_MARGIN) -> bool:
@@ -1076,6 +1136,19 @@ def uniform_frontier(results: list[dict], model: str, data: str, monotone: bool 
     pairs = sorted(zip(pts, weights))   # by params
     pts, weights = [p for p, _ in pairs], [w for _, w in pairs]
     return monotone_fit(pts, weights) if monotone else pts
+
+
+def rank_gains(results: list[dict], model: str, data: str, reference: str = "r8",
+               budgets: tuple[str, ...] = ("r16", "r32")) -> list[dict]:
+    """Uniform at each of ``budgets`` minus uniform at ``reference``, paired by seed, at the selected lrs
+    (``at_selected_lr``; ``reference_endpoint`` rows, Holm over the budgets): what more rank buys (amendment 8).
+    Budgets without a uniform cell are left out; [] when the reference has none."""
+    uni = [r for r in at_selected_lr(results) if is_v2(r) and arm(r) == REFERENCE and _finite(r.get("eval_loss"))
+           and r["config"]["model"] == model and data_label(r["config"]) == data]
+    have = {str(r["config"]["budget"]) for r in uni}
+    if reference not in have:
+        return []
+    return reference_endpoint(uni, (REFERENCE, reference), [(REFERENCE, b) for b in budgets if b in have])
 
 
 def monotone_fit(frontier: list[tuple[float, float]], weights: list[float]) -> list[tuple[float, float]]:

@@ -968,7 +968,8 @@ def full_grid_results(dst: Path) -> Path:
     """results/ as it will be once the main grid and the protocol-v2 replications have run: the committed pilot and
     default runs, and synthetic main / replication cells built from a committed main-grid cell (every field a real
     cell has, per-example losses shifted by the arm's effect): 18 arms x 4 seeds at r8 with stage-1 lr curves,
-    uniform's frontier r1-r32 (with attn_heavy and eva at r2 and r32), and three replications."""
+    uniform's frontier r1-r32 (with attn_heavy and eva at r2 and r32), three replications (A with uniform at
+    r16 and r32) and the prior setting."""
     import random
     from adaptive_lora.paper import MAIN_GRID
     from adaptive_lora.sweep import cells, load_grid
@@ -1015,6 +1016,9 @@ def full_grid_results(dst: Path) -> Path:
         for strategy in strategies:
             for seed in range(4):
                 cell(exp, strategy, {}, seed, 3e-3, {s: e for s, x, e in FULL_GRID_ARMS if not x}[strategy])
+    for rank, loss in ((16, -0.03), (32, -0.04)):      # replication A's uniform at more rank (amendment 8)
+        for seed in range(3):
+            cell("replication_long", "uniform", {}, seed, 3e-3, loss, budget=f"r{rank}")
     for exp, strategies, lrs in FULL_REPLICATION_LRS:   # each replication's own lr selection (seed 0)
         for strategy in strategies:
             for lr in lrs:
@@ -1394,3 +1398,21 @@ def test_gemma_model_is_read_off_replication_c_records():
 
     assert macros([eva, uniform]) == ({"GemmaLayers": "3", "GemmaParamsPerRank": "12{,}345"}, {})
     assert set(macros([eva])[0].values()) == {"n/a"}
+
+
+def test_long_finding_answers_replication_a_against_part_1(tmp_path):
+    """Amendment 8: at 500 steps, what more rank buys uniform against part 1 and how the repeated arms' effects
+    changed. In the synthetic grid, A's uniform gains 0.03 / 0.04 nats from r16 / r32 (part 1: 0.01 / 0.02) and A's
+    arms have part 1's effects, so the gains are larger and the effects do not change detectably; nothing is said
+    before A has seed pairs."""
+    from adaptive_lora import paper
+    results = full_grid_results(tmp_path / "results")
+    text = paper.long_finding(paper.load_experiments(results))
+    assert re.fullmatch(r"At 500 steps \(A\), uniform rank at \\texttt\{r16\} and \\texttt\{r32\} changed the test "
+                        r"loss by \$-0\.0\d+\$ and \$-0\.0\d+\$ nats against \\texttt\{r8\} \(part~1: \$-0\.0\d+\$ "
+                        r"and \$-0\.0\d+\$; larger\); against part~1, the effects of \\texttt\{attn\\_heavy\}, "
+                        r"\\texttt\{ffn\\_heavy\}, and \\texttt\{gradient\} did not change detectably \(changes: "
+                        r"Welch intervals, Holm-adjusted\)\.", text), text
+    assert text in paper.replications(paper.load_experiments(results))["ReplicationSentence"]
+    shutil.rmtree(results / "replication_long")
+    assert paper.long_finding(paper.load_experiments(results)) == ""

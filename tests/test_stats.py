@@ -656,3 +656,56 @@ def test_lr_table_says_which_arms_were_not_swept():
     assert "| weight_norm | 0.0003: 2.4500 | 0.0003 | – | not swept: runs at uniform's selected lr (protocol v2) |" in md
     assert "| attn_heavy[rho1] | 0.0001: 2.3000 | 0.0001 | – | not swept: runs at attn_heavy's selected lr" in md
     assert "| uniform | 0.001: 2.0000 | 0.001 | no | not bracketed (no worse lr on either side): extend" in md
+
+
+# ------------------------------------------------------------------------------------------------ amendment 8
+def test_welch_change_matches_the_welch_satterthwaite_formula():
+    a, b = [1.0, 2.0, 3.0], [1.0, 1.5, 2.0, 2.5]
+    out = stats.welch_change(a, b)
+    va, vb = 1.0 / 3, (5 / 12) / 4                     # s^2 / n of each sample
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)   # Welch-Satterthwaite
+    half = sps.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert out["change"] == pytest.approx(0.25) and (out["n_later"], out["n_first"]) == (3, 4)
+    assert (out["ci_low"], out["ci_high"]) == (pytest.approx(0.25 - half), pytest.approx(0.25 + half))
+    assert out["p"] == pytest.approx(2 * sps.t.sf(0.25 / math.sqrt(va + vb), df))
+    one, flat = stats.welch_change([1.0], b), stats.welch_change([1.0, 1.0], [2.0, 2.0])
+    assert one["change"] == pytest.approx(-0.75) and math.isnan(one["p"]) and math.isnan(one["ci_low"])
+    assert flat["change"] == -1.0 and math.isnan(flat["p"]) and math.isnan(flat["ci_high"])
+
+
+@pytest.mark.parametrize("first, later, lo, hi, expected", [
+    (-0.02, -0.03, -0.02, -0.001, "larger"), (-0.02, -0.005, 0.001, 0.03, "smaller"),
+    (-0.02, 0.01, 0.01, 0.05, "changed sign"), (0.01, 0.03, 0.005, 0.04, "larger"),
+    (-0.02, -0.03, -0.02, 0.0, "no detectable change"), (-0.02, -0.03, NAN, NAN, "no detectable change")])
+def test_change_reading_table(first, later, lo, hi, expected):
+    assert stats.change_reading(first, later, lo, hi) == expected
+
+
+def test_effect_changes_compare_shared_arms_with_holm_adjusted_welch_intervals():
+    def row(name, diffs):
+        return {"strategy": name, "diffs": diffs, "diff_mean": sum(diffs) / len(diffs)}
+    later = [row("a", [-0.030, -0.031, -0.029]), row("b", [0.001, -0.001, 0.0]), row("c", [0.1, 0.2]),
+             row("d", [0.05])]
+    first = [row("a", [-0.010, -0.011, -0.009, -0.010]), row("b", [0.002, -0.002, 0.0, 0.0]), row("d", [0.0, 0.1])]
+    out = stats.effect_changes(later, first)
+    assert [o["key"] for o in out] == ["a", "b"]          # c: not in first; d: one pair in later
+    a, b = out
+    wa = stats.welch_change(later[0]["diffs"], first[0]["diffs"])
+    wb = stats.welch_change(later[1]["diffs"], first[1]["diffs"])
+    assert a["change"] == pytest.approx(-0.02) and a["p_holm"] == pytest.approx(2 * wa["p"])
+    step1 = stats.welch_change(later[0]["diffs"], first[0]["diffs"], 1 - 0.05 / 2)   # step 1 of m = 2
+    assert (a["adj_ci_low"], a["adj_ci_high"]) == (pytest.approx(step1["ci_low"]), pytest.approx(step1["ci_high"]))
+    assert a["reading"] == "larger" and b["reading"] == "no detectable change"
+    assert (b["adj_ci_low"], b["adj_ci_high"]) == (pytest.approx(wb["ci_low"]), pytest.approx(wb["ci_high"]))
+    assert (a["first_mean"], a["later_mean"]) == (pytest.approx(-0.01), pytest.approx(-0.03))
+
+
+def test_rank_gains_pair_uniform_at_more_rank_with_r8_by_seed():
+    cells = [cell("uniform", s, 1e-3, 1.0, 2.0 + 0.01 * s) for s in range(3)] + \
+        [cell("uniform", 0, 3e-3, 1.5, 9.0)] + \
+        [cell("uniform", s, 1e-3, 1.0, 1.99 + 0.01 * s + 0.001 * (s == 2), budget="r16") for s in range(3)] + \
+        [cell("attn_heavy", s, 1e-3, 1.0, 1.5, budget="r16") for s in range(3)]
+    out = stats.rank_gains(cells, "tiny", "alpaca")
+    assert [(r["budget"], r["ref_budget"], r["n_pairs"]) for r in out] == [("r16", "r8", 3)]
+    assert out[0]["diffs"] == pytest.approx([-0.01, -0.01, -0.009])   # the dev-rejected 3e-3 cell is not paired
+    assert stats.rank_gains([c for c in cells if c["config"]["budget"] == "r16"], "tiny", "alpaca") == []
