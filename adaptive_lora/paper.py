@@ -937,7 +937,7 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     sentence = " ".join(out) if said or prior or waiting else \
         "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
     conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
-    if long := long_finding(exps):
+    if long := long_finding(exps, blocks):
         sentence += " " + long
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
             "ReplicationAbstract": replication_abstract(part1, repeated)}
@@ -947,15 +947,16 @@ CHANGE_VERBS = {"larger": "grew", "smaller": "shrank", "changed sign": "changed 
                 "no detectable change": "did not change detectably"}
 
 
-def long_finding(exps: dict[str, list[dict]]) -> str:
+def long_finding(exps: dict[str, list[dict]], blocks: dict[str, list[dict]] | None = None) -> str:
     """Replication A's answer to "does the gap grow, stay or vanish at 500 steps?" (amendment 8): what more rank buys
     uniform at 500 steps against part 1 (``stats.rank_gains``) and how the repeated arms' effects changed
     (``stats.effect_changes``; Welch intervals, Holm-adjusted), e.g. "At 500 steps (A), uniform rank at r16 and r32
     changed the test loss by -0.0287 and -0.0379 nats against r8 (part 1: -0.0088 and -0.0179; larger); against
     part 1, the effects of a and b did not change detectably and that of c shrank (...)". "" until A has an arm or a
-    budget with two paired seeds that part 1 also has."""
+    budget with two paired seeds that part 1 also has. ``blocks``: ``dict(report.replication_effects(exps))`` when the
+    caller has it (``replications`` does), else computed here."""
     from .report import REPLICATIONS, replication_effects
-    blocks = dict(replication_effects(exps))
+    blocks = dict(replication_effects(exps)) if blocks is None else blocks
     arms = stats.effect_changes(blocks.get(REPLICATIONS[1][1], []), blocks.get(REPLICATIONS[0][1], []))
     cells = {e: [r for r in exps.get(e, []) if "eval_loss" in r] for e in ("replication_long", "main")}
     gains = stats.effect_changes(*(stats.rank_gains(cells[e], MODEL, MAIN_DATA) for e in cells),

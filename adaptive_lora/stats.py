@@ -165,9 +165,9 @@ def welch_change(later: list[float], first: list[float], conf: float = CONF) -> 
     (``scipy.stats.ttest_ind(equal_var=False)``: se = sqrt(s1²/n1 + s2²/n2), Welch–Satterthwaite df), ``n_later``,
     ``n_first``. Interval and p are NaN with fewer than 2 finite values on a side or zero variance on both."""
     a, b = [float(x) for x in later if _finite(x)], [float(x) for x in first if _finite(x)]
-    out = {"change": (math.fsum(a) / len(a) - math.fsum(b) / len(b)) if a and b else NAN,
-           "ci_low": NAN, "ci_high": NAN, "p": NAN, "n_later": len(a), "n_first": len(b)}
-    if len(a) < 2 or len(b) < 2 or (_constant(a, math.fsum(a) / len(a)) and _constant(b, math.fsum(b) / len(b))):
+    ma, mb = (math.fsum(a) / len(a) if a else NAN), (math.fsum(b) / len(b) if b else NAN)
+    out = {"change": ma - mb, "ci_low": NAN, "ci_high": NAN, "p": NAN, "n_later": len(a), "n_first": len(b)}
+    if len(a) < 2 or len(b) < 2 or (_constant(a, ma) and _constant(b, mb)):
         return out
     res = sps.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(conf)
@@ -204,6 +204,7 @@ def effect_changes(later: list[dict], first: list[dict], key=lambda r: r["strate
                              first_mean=before[k]["diff_mean"], later_mean=r["diff_mean"]))
     for row, p in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = p
+
     def welch(row: dict, level: float) -> tuple[float, float]:
         w = welch_change(row["later"], row["first"], level)
         return w["ci_low"], w["ci_high"]
