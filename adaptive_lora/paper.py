@@ -953,14 +953,19 @@ def long_finding(exps: dict[str, list[dict]], blocks: dict[str, list[dict]] | No
     (``stats.effect_changes``; Welch intervals, Holm-adjusted), e.g. "At 500 steps (A), uniform rank at r16 and r32
     changed the test loss by -0.0287 and -0.0379 nats against r8 (part 1: -0.0088 and -0.0179; larger); against
     part 1, the effects of a and b did not change detectably and that of c shrank (...)". "" until A has an arm or a
-    budget with two paired seeds that part 1 also has. ``blocks``: ``dict(report.replication_effects(exps))`` when the
-    caller has it (``replications`` does), else computed here."""
+    budget with two paired seeds that part 1 also has; changes that cannot be tested ("undetermined") are left out.
+    ``blocks``: ``dict(report.replication_effects(exps))`` when the caller has it (``replications`` does), else
+    computed here."""
     from .report import REPLICATIONS, replication_effects
     blocks = dict(replication_effects(exps)) if blocks is None else blocks
-    arms = stats.effect_changes(blocks.get(REPLICATIONS[1][1], []), blocks.get(REPLICATIONS[0][1], []))
+
+    def tested(rows: list[dict]) -> list[dict]:   # an undefined interval (constant differences) says nothing
+        return [r for r in rows if r["reading"] != "undetermined"]
+
+    arms = tested(stats.effect_changes(blocks.get(REPLICATIONS[1][1], []), blocks.get(REPLICATIONS[0][1], [])))
     cells = {e: [r for r in exps.get(e, []) if "eval_loss" in r] for e in ("replication_long", "main")}
-    gains = stats.effect_changes(*(stats.rank_gains(cells[e], MODEL, MAIN_DATA) for e in cells),
-                                 key=lambda r: r["budget"])
+    gains = tested(stats.effect_changes(*(stats.rank_gains(cells[e], MODEL, MAIN_DATA) for e in cells),
+                                        key=lambda r: r["budget"]))
     parts = []
     if gains:
         readings = [g["reading"] for g in gains]

@@ -176,10 +176,12 @@ def welch_change(later: list[float], first: list[float], conf: float = CONF) -> 
 
 def change_reading(first_mean: float, later_mean: float, adj_low: float, adj_high: float) -> str:
     """The words for how an effect changed between two experiments, from the ADJUSTED interval of the change:
-    "no detectable change" (contains 0, or undefined), "changed sign" (excludes 0, means of opposite signs),
-    otherwise "larger" / "smaller" by |later| against |first|. Table: (-0.02, -0.03, ±) -> larger;
-    (-0.02, -0.005, excl.) -> smaller; (-0.02, +0.01, excl.) -> changed sign."""
-    if not (_finite(adj_low) and _finite(adj_high)) or adj_low <= 0 <= adj_high:
+    "undetermined" (interval undefined: no test, as ``verdict``), "no detectable change" (contains 0), "changed
+    sign" (excludes 0, means of opposite signs), otherwise "larger" / "smaller" by |later| against |first|. Table:
+    (-0.02, -0.03, ±) -> larger; (-0.02, -0.005, excl.) -> smaller; (-0.02, +0.01, excl.) -> changed sign."""
+    if not (_finite(adj_low) and _finite(adj_high)):
+        return "undetermined"
+    if adj_low <= 0 <= adj_high:
         return "no detectable change"
     if first_mean * later_mean < 0:
         return "changed sign"

@@ -1082,7 +1082,7 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
 
 def endpoint_row(strategy, verdict, diff=0.0, lr=3e-3, ref_lr=3e-3, endpoint="primary", n=4):
     return {"strategy": strategy, "verdict": verdict, "diff_mean": diff, "lr": lr, "ref_lr": ref_lr,
-            "endpoint": endpoint, "n_pairs": n}
+            "endpoint": endpoint, "n_pairs": n, "diffs": [diff] * n}   # an endpoint row's per-seed differences
 
 
 @pytest.mark.parametrize("rows, expected", [

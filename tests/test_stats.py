@@ -676,7 +676,7 @@ def test_welch_change_matches_the_welch_satterthwaite_formula():
 @pytest.mark.parametrize("first, later, lo, hi, expected", [
     (-0.02, -0.03, -0.02, -0.001, "larger"), (-0.02, -0.005, 0.001, 0.03, "smaller"),
     (-0.02, 0.01, 0.01, 0.05, "changed sign"), (0.01, 0.03, 0.005, 0.04, "larger"),
-    (-0.02, -0.03, -0.02, 0.0, "no detectable change"), (-0.02, -0.03, NAN, NAN, "no detectable change")])
+    (-0.02, -0.03, -0.02, 0.0, "no detectable change"), (-0.02, -0.03, NAN, NAN, "undetermined")])
 def test_change_reading_table(first, later, lo, hi, expected):
     assert stats.change_reading(first, later, lo, hi) == expected
 
