@@ -415,15 +415,6 @@ def lr_table(selection: list[dict]) -> Table:
     return Table(header, "lllll", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
 
 
-def anova_table(fit: dict) -> Table:
-    """``stats.block_anova``: strategy − uniform contrasts with the pooled residual sd."""
-    header = [text("strategy"), Cell("Δ vs uniform", r"$\Delta$ vs.\ uniform"), text("SE"),
-              Cell("95 % CI", r"95\,\% CI"), Cell("p", "$p$"), Cell("p (Holm)", r"$p_\mathrm{Holm}$")]
-    rows = [[ident(c["strategy"]), num(c["diff"], "+.4f"), num(c["se"], ".4f"), interval(c["ci_low"], c["ci_high"]),
-             pval(c["p"]), pval(c["p_holm"])] for c in fit["contrasts"]]
-    return Table(header, "lrrlrr", [(None, rows)])
-
-
 def multiple_text(value: float, side: str, ends: tuple[float, float]) -> str:
     """One equivalent-budget multiple: '1.3', or beyond an end of the frontier '<0.12' / '>4' (``ends``: the
     frontier's smallest and largest budget as multiples; ``side`` "above" = a loss above the frontier's highest)."""
