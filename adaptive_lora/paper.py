@@ -758,7 +758,9 @@ def main_grid_macros(main: list[dict], swept: list[dict], grid: Path = MAIN_GRID
     n_extra = sum(len(s["curve"]) for s in swept) - len(planned)    # seed-0 cells beyond the grid: lr extensions
     chosen = [f"{tt(s['strategy'])} {fmt_lr(s['lr'])} (development loss {tex_num(s['dev_loss'])}; bracketed)"
               for s in swept]
-    return {"MainStageOneStrategies": str(len({c.strategy for c in planned})),
+    strategies = {c.strategy for c in planned}
+    return {"MainStageOneStrategies": str(len(strategies)),
+            "MainStageOneAllocations": str(len(strategies - {"uniform"})),   # swept arms besides uniform
             "MainStageOneLrs": join_words([fmt_lr(x) for x in sorted({c.lr for c in planned})]),
             "MainTrainingPathHash": tt(hashes[0]),
             "MainHashesAgree": "all share it" if len(hashes) == 1 else f"MIXED: {len(hashes)} hashes",
@@ -930,13 +932,15 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
                            + (", Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
         else:
             empty.append(letter)
-    out = ([f"Of part~1's verdicts on the arms it repeats, {join_words(said)}."] if said else []) + [prior] * bool(prior) + \
+    # one sentence per replication: each clause has its own "and" and ";", so joining them with "and" ran on
+    out = [f"Of part~1's verdicts on the arms it repeats, {s}." if i == 0 else f"{s}." for i, s in enumerate(said)] + \
+        [prior] * bool(prior) + \
         ([f"{has(waiting)} no arm with two paired seeds yet" + (f"; {has(empty)} no cell yet." if empty else ".")]
          if waiting else []) + \
         ([f"{has(empty)} no committed cell yet."] if empty and not waiting else [])
     sentence = " ".join(out) if said or prior or waiting else \
         "No replication has a committed cell yet; \\texttt{EXPERIMENTS.md} (Part~2) fixes their design and analysis."
-    conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {join_words(short)}." if short else "")
+    conclusion = (f"Of part~1's verdicts, replication{'s' * (len(short) > 1)} {'; '.join(short)}." if short else "")
     if long := long_finding(exps, blocks):
         sentence += " " + long
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
@@ -1040,7 +1044,7 @@ def main_conclusion(primary: list[dict]) -> str:
     """The conclusion's clause on the main grid (follows "...in a design with four replications;"): the arms that
     won or lost by name, the equivalent and inconclusive ones counted (Section 5 and the abstract name them)."""
     own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
-    return (f"with at least {min(r['n_pairs'] for r in primary)} paired seeds per strategy and Holm-adjusted "
+    return (f"with {pairs_range(primary)} paired seeds per strategy and Holm-adjusted "
             f"intervals, {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))} at {own} "
             "(Table~\\ref{tab:main-endpoint}).")
 
@@ -1071,10 +1075,23 @@ def short_verdict(verdict: str) -> str:
 
 def lr_flips(primary: list[dict], secondary: list[dict]) -> list[tuple[dict, dict]]:
     """(primary row, secondary row) of the arms run at their own lr (not uniform's) whose verdict differs between
-    the two endpoints: where the learning rate alone decides the comparison."""
+    the two endpoints over the same seeds: where the learning rate alone decides the comparison.
+
+    Gotcha: the secondary endpoint runs the planned seeds 0-3 only, the primary 8, and with 4 seeds an interval is
+    wider, so "worse at n = 8, inconclusive at n = 4" is a change of n, not of lr. Each secondary row is therefore
+    read against the primary row over its own seeds: the primary endpoint's, or the report's seeds 0-3 rows
+    (``report.PLANNED_SEEDS``); an arm with neither is left out."""
+    from .report import PLANNED_SEEDS
     same = secondary_rows(secondary)
-    return [(r, same[r["strategy"]]) for r in primary
-            if r["strategy"] in same and r["lr"] != r["ref_lr"] and r["verdict"] != same[r["strategy"]]["verdict"]]
+    planned = {r["strategy"]: r for r in secondary if r["endpoint"] == PLANNED_SEEDS}
+    out = []
+    for r in primary:
+        if (b := same.get(r["strategy"])) is None or r["lr"] == r["ref_lr"]:
+            continue
+        a = next((x for x in (r, planned.get(r["strategy"])) if x and x.get("seeds") == b.get("seeds")), None)
+        if a is not None and a["verdict"] != b["verdict"]:
+            out.append((a, b))
+    return out
 
 
 def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict | None) -> str:
@@ -1092,7 +1109,7 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
         verb = "lowers" if contrast["verdict"] == "better" else "raises"
         out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} its loss by only "
                    f"{tex_num(abs(contrast['diff_mean']))} nats beyond its initialisation alone "
-                   f"({tt(contrast['reference'])}; detectable, but inside the margin)"
+                   f"({tt(contrast['reference'])}; a contrast added after the interim endpoint; detectable, but inside the margin)"
                    + (f": {share * 100:.0f}\\,\\% of its {effect_word(primary, contrast['strategy'])} comes from the "
                       "initialisation." if share is not None else "."))
     flips = lr_flips(primary, secondary)
@@ -1151,9 +1168,8 @@ def transfer_finding(rows: list[dict]) -> str:
     if low and rest:
         lo, hi = mean([r["diff_mean"] for r in low]), mean([r["diff_mean"] for r in rest])
         text += (f" The arms trained below uniform's learning rate ({join_words([tt(r['strategy']) for r in low])}) "
-                 f"differ from it by {tex_signed(lo)} nats on average, the others by {tex_signed(hi)}"
-                 + (": the transfer differences line up with the learning rate more than with the allocation."
-                    if lo < hi else "."))
+                 f"differ from it by {tex_signed(lo)} nats on average, the others by {tex_signed(hi)} (means, not a "
+                 "planned test).")
     return text
 
 
@@ -1224,9 +1240,12 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     reversed_ = [tt(a["strategy"]) for a, b in flips if {a["verdict"], b["verdict"]} == {"better", "worse"}]
     tail = (f" For {join_words(reversed_)}, a comparison at uniform's learning rate alone would have reported the "
             "opposite." if reversed_ else "")
-    return ("The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}; each "
+    seeds = {len(b["seeds"]) for _, b in flips if b.get("seeds")}    # said once when one count
+    return (f"The learning rate alone changes {'verdicts' if len(flips) > 1 else 'a verdict'}"
+            " (secondary endpoint, Table~\\ref{tab:main-secondary}; each "
             "arm at its own learning rate, then at uniform's"
-            + (f", {fmt_lr(next(iter(ref_lrs)))}" if len(ref_lrs) == 1 else "") + "): "
+            + (f", {fmt_lr(next(iter(ref_lrs)))}" if len(ref_lrs) == 1 else "")
+            + (f", over the same {next(iter(seeds))} seeds" if len(seeds) == 1 else "") + "): "
             + "; ".join(parts) + "." + tail)
 
 

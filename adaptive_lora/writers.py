@@ -230,9 +230,9 @@ def planned_seeds_text(planned: int, n, n_holm, n_up, count) -> str:
     ok = [n_ is not None and planned >= n_ for n_ in (n, n_holm, n_up)]
     meets = ("all three" if all(ok) else "the Holm-corrected figure but not the upper bound" if ok[1] else
              "the uncorrected figure only" if ok[0] else "none of them")
-    return (f"The main grid runs {count(planned)} seeds per cell, which meets {meets}; its seeds also draw the "
-            "training examples, which the pilot's did not, so its spread may be larger, and its own intervals, "
-            "not this calculation, decide.")
+    return (f"The main grid planned {count(planned)} seeds per cell, which meets {meets}; its seeds also draw the "
+            "training examples, which the pilot's did not, so its spread may be larger, and its own intervals "
+            "(with any seeds its planned rule adds), not this calculation, decide.")
 
 
 

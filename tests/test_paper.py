@@ -890,7 +890,7 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
     from adaptive_lora import paper
     rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
     assert paper.main_conclusion(rows) == (
-        f"with at least 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
+        f"with 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
         + ("its own learning rate" if len(rows) == 1 else "their own learning rates")
         + " (Table~\\ref{tab:main-endpoint}).")
 
@@ -1160,7 +1160,7 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
                  endpoint_row("b", "no detectable difference", 0.004, endpoint="secondary"),
                  endpoint_row("eva", "worse", 0.05, endpoint="primary (seeds 0-3)")]
     assert paper.lr_finding(primary, secondary) == (
-        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
+        "The learning rate alone changes a verdict (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
         "own learning rate, then at uniform's, $3 \\times 10^{-3}$): \\texttt{eva} from $-0.0209$ (better, "
         "$3 \\times 10^{-4}$) to $+0.0633$ (worse). For \\texttt{eva}, a comparison at uniform's learning rate alone "
         "would have reported the opposite.")
@@ -1168,7 +1168,7 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
     ada = [endpoint_row("adalora", "worse", 0.0112, lr=1e-2)], [endpoint_row("adalora", "no detectable difference",
                                                                                0.0212, endpoint="secondary")]
     assert paper.lr_finding(*ada) == (
-        "The learning rate alone changes verdicts (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
+        "The learning rate alone changes a verdict (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
         "own learning rate, then at uniform's, $3 \\times 10^{-3}$): \\texttt{adalora} from $+0.0112$ (worse, "
         "$10^{-2}$) to $+0.0212$ (inconclusive).")
     # uniform's lr differing between arms (not in this grid): each part says its own
@@ -1182,6 +1182,28 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
         "Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no arm's "
         "verdict changes.")
     assert paper.lr_finding(primary, []) == ""
+
+
+def seeded(row, n):
+    return dict(row, seeds=list(range(n)), n_pairs=n)
+
+
+@pytest.mark.parametrize("planned, expected", [
+    # seeds 0-3 alone already inconclusive: the change from n = 8 is one of n, not of lr -> no flip
+    ("no detectable difference", "Run at uniform's learning rate instead (the secondary endpoint, "
+     "Table~\\ref{tab:main-secondary}), no arm's verdict changes."),
+    # seeds 0-3 alone worse: the lr changes the verdict, read against the seeds 0-3 row (its diff, not n = 8's)
+    ("worse", "The learning rate alone changes a verdict (secondary endpoint, Table~\\ref{tab:main-secondary}; each "
+     "arm at its own learning rate, then at uniform's, $3 \\times 10^{-3}$, over the same 4 seeds): \\texttt{adalora} "
+     "from $+0.0114$ (worse, $10^{-2}$) to $+0.0212$ (inconclusive).")])
+def test_lr_finding_compares_the_endpoints_over_the_same_seeds(planned, expected):
+    from adaptive_lora import paper
+    primary = [seeded(endpoint_row("adalora", "worse", 0.0109, lr=1e-2), 8)]
+    secondary = [seeded(endpoint_row("adalora", "no detectable difference", 0.0212, endpoint="secondary"), 4),
+                 seeded(endpoint_row("adalora", planned, 0.0114, lr=1e-2, endpoint="primary (seeds 0-3)"), 4)]
+    assert paper.lr_finding(primary, secondary) == expected
+    # no primary row over the secondary's seeds: left out rather than compared across n
+    assert paper.lr_flips(primary, secondary[:1]) == []
 
 
 def test_abstract_findings_and_planned_seeds(tmp_path):
@@ -1208,7 +1230,7 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
     assert paper.abstract_findings(primary + [endpoint_row("eva[rho1]", "better", -0.0196, lr=3e-4)], [], small) == (
         "\\texttt{eva}'s rank redistribution lowers its loss by only 0.0004 nats beyond its initialisation alone "
-        "(\\texttt{eva[rho1]}; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
+        "(\\texttt{eva[rho1]}; a contrast added after the interim endpoint; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
     # an interval reaching beyond the margin is no "negligible" difference: no sentence
     assert paper.abstract_findings(primary, [], dict(small, ci_low=-0.012)) == ""
 
@@ -1223,8 +1245,8 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
         "On the \\MainTransferExamples{} GSM8K test examples (transfer, a secondary metric; the transfer rows of "
         "Table~\\ref{tab:main-secondary}), each arm at its own learning rate, \\texttt{b} lost to uniform rank; \\texttt{a} and "
         "\\texttt{c} were inconclusive (no detectable difference, not shown equivalent). The arms trained below "
-        "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$: "
-        "the transfer differences line up with the learning rate more than with the allocation.")
+        "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$ "
+        "(means, not a planned test).")
     assert paper.transfer_finding(rows[3:]) == ""
 
 
@@ -1307,6 +1329,22 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
     macros = paper.replications({})
     assert macros["ReplicationSentence"].startswith("No replication has a committed cell yet")
     assert macros["ReplicationConclusion"] == macros["ReplicationAbstract"] == ""
+
+
+def test_replications_sentence_gives_each_replication_its_own_sentence(monkeypatch):
+    # each replication's clause carries its own "and" / ";": joined into one sentence they ran on
+    from adaptive_lora import paper, report
+    blocks = [(report.REPLICATIONS[0][1], [endpoint_row("a", "better"), endpoint_row("b", "equivalent")]),
+              (report.REPLICATIONS[2][1], [endpoint_row("a", "better", n=2), endpoint_row("b", "no detectable difference", n=2)]),
+              (report.REPLICATIONS[3][1], [endpoint_row("a", "worse", n=4), endpoint_row("b", "equivalent", n=4)])]
+    monkeypatch.setattr(report, "replication_effects", lambda exps: blocks)
+    macros = paper.replications({})
+    assert macros["ReplicationSentence"] == (
+        "Of part~1's verdicts on the arms it repeats, B (2 paired seeds) kept 1 of 2 (\\texttt{a}); \\texttt{b} was "
+        "inconclusive (part~1: equivalent). C (4 paired seeds) kept 1 of 2 (\\texttt{b}) and reversed \\texttt{a} "
+        "(better in part~1). A and D have no committed cell yet.")
+    assert macros["ReplicationConclusion"] == (
+        "Of part~1's verdicts, replications B kept 1 of 2; C kept 1 of 2 and reversed \\texttt{a} (better in part~1).")
 
 
 def test_replications_sentence_names_the_replications_without_cells(tmp_path, monkeypatch):

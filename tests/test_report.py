@@ -393,7 +393,7 @@ def test_prior_setting_section_compares_natural_and_matched_budgets():
 def test_planned_seeds_against_the_seeds_needed(planned, needed, words):
     from adaptive_lora.writers import planned_seeds_text
     text = planned_seeds_text(planned, *needed, str)
-    assert text.startswith(f"The main grid runs {planned} seeds per cell, which {words};")
+    assert text.startswith(f"The main grid planned {planned} seeds per cell, which {words};")
 
 
 
