@@ -326,21 +326,25 @@ def table_latex(t: Table, comment: str = "") -> str:
     return "\n".join(out + [r"\bottomrule", r"\end{tabular}", ""])
 
 
-def endpoint_table(rows: list[dict], notes: bool = True) -> Table:
+def endpoint_group(r: dict) -> str:
+    """The default group of an endpoint table: "model, data, budget b, e endpoint"."""
+    return f"{r['model']}, {r['data']}, budget {r['budget']}, {r['endpoint']} endpoint"
+
+
+def endpoint_table(rows: list[dict], notes: bool = True, group=endpoint_group) -> Table:
     """The primary / secondary endpoint (``stats.endpoint`` rows, any number of groups): Δ = strategy − uniform
     test loss, unadjusted and Holm step-down intervals side by side, Holm p, the verdict (adjusted interval);
-    ``notes=False`` leaves the note column out (the paper's width)."""
+    ``notes=False`` leaves the note column out (the paper's width). One captioned group per ``group(row)``."""
     header = [text("strategy"), text("lr"), Cell("n", "$n$"), Cell("Δ vs uniform", r"$\Delta$ vs.\ uniform"),
               Cell("95 % CI", r"95\,\% CI"), Cell("Holm-adjusted CI", "Holm-adjusted CI"),
               Cell("p (Holm)", r"$p_\mathrm{Holm}$"), text("verdict")] + ([text("note")] if notes else [])
-    groups: dict[tuple, list[list[Cell]]] = {}
+    groups: dict[str, list[list[Cell]]] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
+        groups.setdefault(group(r), []).append(
             [ident(r["strategy"]), num(r["lr"], "g"), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
              interval(r["ci_low"], r["ci_high"]), interval(r["adj_ci_low"], r["adj_ci_high"]), pval(r["p_holm"]),
              text(r["verdict"])] + ([text(r["note"])] if notes else []))
-    return Table(header, "llrllll" + "l" * (1 + notes), [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
-                                                         for (m, d, b, e), rs in groups.items()])
+    return Table(header, "llrllll" + "l" * (1 + notes), list(groups.items()))
 
 
 def lr_grid_table(selection: list[dict], group=None) -> Table:
@@ -416,11 +420,13 @@ def lr_table(selection: list[dict]) -> Table:
 
 
 def multiple_text(value: float, side: str, ends: tuple[float, float]) -> str:
-    """One equivalent-budget multiple: '1.3', or beyond an end of the frontier '<0.12' / '>4' (``ends``: the
-    frontier's smallest and largest budget as multiples; ``side`` "above" = a loss above the frontier's highest)."""
+    """One equivalent-budget multiple: '1.3', or beyond an end of the frontier '<0.125' / '>4' (``ends``: the
+    frontier's smallest and largest budget as multiples; ``side`` "above" = a loss above the frontier's highest).
+    An end gets three significant digits: at two, r1/r8 = 0.125 printed as '0.12' for one arm and '0.13' for an
+    arm whose parameter count is a hair smaller than uniform's (AdaLoRA), the same end read two ways."""
     if side:
         bound = ends[0] if side == "above" else ends[1]
-        return ("<" if side == "above" else ">") + (f"{bound:#.2g}".rstrip(".") if _finite(bound) else "?")
+        return ("<" if side == "above" else ">") + (f"{bound:.3g}" if _finite(bound) else "?")
     return f"{value:#.2g}".rstrip(".") if _finite(value) else DASH   # '1.0', not '1'; '41', not '41.'
 
 
@@ -446,16 +452,15 @@ def robustness_table(rows: list[dict], notes: bool = True) -> Table:
               Cell("95 % CI (bootstrap)", r"95\,\% CI (bootstrap)"),
               Cell("× budget [adj.]", r"$\times$ budget [adj.]")] + \
         ([text("note")] if notes else [])
-    groups: dict[tuple, list[list[Cell]]] = {}
+    groups: dict[str, list[list[Cell]]] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["data"], r["budget"], r["endpoint"]), []).append(
+        groups.setdefault(endpoint_group(r), []).append(
             [ident(r["strategy"]), num(r["n_pairs"], "d"), num(r.get("anova_seeds"), "d"),
              num(r["anova_diff"], "+.4f"),
              interval(r["anova_ci_low"], r["anova_ci_high"]), pval(r["anova_p_holm"]),
              interval(r["boot_ci_low"], r["boot_ci_high"]), multiple_cell(r)] +
             ([text(r["note"])] if notes else []))
-    return Table(header, "lrrrlrlr" + "l" * notes, [(f"{m}, {d}, budget {b}, {e} endpoint", rs)
-                                                   for (m, d, b, e), rs in groups.items()])
+    return Table(header, "lrrrlrlr" + "l" * notes, list(groups.items()))
 
 
 def contrast_table(rows: list[dict]) -> Table:

@@ -8,7 +8,9 @@ says more about the lr than about the allocation. (Before uniform shares an lr w
 every dev loss instead.) Right: the dev losses zoomed onto the minima, where the choice is made
 (``adaptive_lora.stats.lr_selection``: argmin, bracketing; every strategy's chosen point in view): the chosen lr is
 a large marker, drawn hollow while not yet bracketed (also named in the legend). A diverged cell (non-finite dev
-loss) is marked at the top of the axis. The test set plays no part in this figure or in the choice.
+loss) is marked at the top of the axis. Each strategy's points are shifted sideways by a few hundredths of a decade
+(``DODGE``; the lrs run are the grid's, 3e-4, 1e-3, ...) so that arms choosing the same lr do not hide each other.
+The test set plays no part in this figure or in the choice.
 
 python scripts/fig_lr_curves.py --exp main [--out paper/figures] -> <out>/lr_curves.{pdf,png}
 """
@@ -24,31 +26,43 @@ from _plotting import colors, figure, load, parse_args, save, skip  # noqa: E402
 from adaptive_lora.stats import REFERENCE, lr_curves, lr_selection, same_lr_dev_gaps  # noqa: E402
 
 LINTHRESH = 0.01   # nats: the symlog gap axis is linear inside +-LINTHRESH
+DODGE = 0.025      # decades between neighbouring strategies' points (7 arms: +-0.075, a quarter of 3e-4 -> 1e-3)
 
 
-def draw_curves(ax, rows: list[dict], col: dict, top: float) -> None:
+def dodges(strategies: list[str]) -> dict[str, float]:
+    """{strategy: the factor its lrs are drawn at}, centred on 1: 10 ** (DODGE * (i - (n - 1) / 2))."""
+    return {s: 10 ** (DODGE * (i - (len(strategies) - 1) / 2)) for i, s in enumerate(strategies)}
+
+
+def draw_curves(ax, rows: list[dict], col: dict, top: float, dodge: dict[str, float]) -> None:
     """Each strategy's dev loss by lr (``lr_curves`` rows), its chosen lr as a large marker (hollow: not bracketed)
-    and a diverged cell as a cross at ``top``."""
+    and a diverged cell as a cross at ``top``; x shifted by ``dodge``."""
     for s in rows:
-        xs = [lr for lr, _ in s["curve"]]
+        k = dodge[s["strategy"]]
+        xs = [lr * k for lr, _ in s["curve"]]
         ys = [v if math.isfinite(v) else top for _, v in s["curve"]]
         label = s["strategy"] + ("" if s["bracketed"] else " (not bracketed yet)")
         ax.plot(xs, ys, "-", color=col[s["strategy"]], lw=1.2, label=label)
         ax.plot(xs, ys, "o", color=col[s["strategy"]], ms=3)
         for lr, v in s["curve"]:
             if not math.isfinite(v):
-                ax.plot([lr], [top], "x", color=col[s["strategy"]], ms=6)
+                ax.plot([lr * k], [top], "x", color=col[s["strategy"]], ms=6)
         if s["lr"] is not None:
-            ax.plot([s["lr"]], [s["dev_loss"]], "o", ms=8, color=col[s["strategy"]],
-                    mfc=col[s["strategy"]] if s["bracketed"] else "none")
+            ax.plot([s["lr"] * k], [s["dev_loss"]], "o", ms=6.5, color=col[s["strategy"]],
+                    mfc=col[s["strategy"]] if s["bracketed"] else "none", mec="white", mew=0.6)
 
 
-def draw_gaps(ax, gaps: dict[str, list[tuple[float, float]]], col: dict) -> None:
-    """Each arm's dev loss minus uniform's at the same lr on a symlog axis (linear inside +-LINTHRESH)."""
+def draw_gaps(ax, gaps: dict[str, list[tuple[float, float]]], col: dict, dodge: dict[str, float]) -> None:
+    """Each arm's dev loss minus uniform's at the same lr on a symlog axis (linear inside +-LINTHRESH), with
+    headroom so that no point sits on the frame."""
     for strategy, pts in gaps.items():
-        ax.plot([lr for lr, _ in pts], [g for _, g in pts], "o-", color=col[strategy], lw=1.2, ms=3)
+        ax.plot([lr * dodge[strategy] for lr, _ in pts], [g for _, g in pts], "o-", color=col[strategy], lw=1.2,
+                ms=3)
     ax.axhline(0.0, color="k", lw=0.8, ls="--")
     ax.set_yscale("symlog", linthresh=LINTHRESH, linscale=1.5)
+    ys = [g for pts in gaps.values() for _, g in pts if math.isfinite(g)] + [0.0]
+    pad = lambda y: y * 3 if abs(y) > LINTHRESH else y + math.copysign(LINTHRESH / 2, y or 1)  # noqa: E731
+    ax.set_ylim(min(-LINTHRESH, pad(min(ys))), max(LINTHRESH, pad(max(ys))))
     ax.set_ylabel(f"dev loss $-$ {REFERENCE}'s (nats)")
     ax.set_title(f"gap to {REFERENCE} at the same rate")
 
@@ -69,10 +83,11 @@ def main(argv=None) -> int:
     finite = [v for s in rows for _, v in s["curve"] if math.isfinite(v)]
     top = max(finite) + 0.05 * (max(finite) - min(finite) + 1e-3)
     gaps = same_lr_dev_gaps(rows)
+    dodge = dodges([s["strategy"] for s in rows])
     for ax in (zoom,) if gaps else (full, zoom):
-        draw_curves(ax, rows, col, top)
+        draw_curves(ax, rows, col, top, dodge)
     if gaps:
-        draw_gaps(full, gaps, col)
+        draw_gaps(full, gaps, col, dodge)
     else:
         full.set_ylabel("dev loss (nats/token, seed 0)")
         full.set_title("all learning rates run")

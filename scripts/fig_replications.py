@@ -3,9 +3,10 @@
 One row per strategy that a replication repeats, one colour per experiment with results
 (``adaptive_lora.report.replication_effects``: part 1, A longer training, B GSM8K, C Gemma-3-270M, D the prior
 setting at the matched budget on the 500 held-out examples), side by side within the row: mean paired difference to
-uniform rank (test loss, nats), unadjusted 95 % interval (thick) and the Holm step-down interval over that
+uniform rank (test loss, nats; in D, to all modules at r16), unadjusted 95 % interval (thick) and the Holm step-down interval over that
 experiment's own family (thin); a filled point where the adjusted interval excludes zero (the verdict), a dashed
-line at zero, dotted lines at the equivalence margin (``stats.EQUIVALENCE_MARGIN``). Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
+line at zero, dotted lines at the equivalence margin (``stats.EQUIVALENCE_MARGIN``); the legend gives each
+experiment's paired seeds. Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
 with two seed pairs.
 
 python scripts/fig_replications.py [--out paper/figures] -> <out>/replications.{pdf,png}
@@ -25,6 +26,17 @@ from adaptive_lora.stats import EQUIVALENCE_MARGIN  # noqa: E402
 from adaptive_lora.results import load_results  # noqa: E402
 
 
+PRIOR = dict(REPLICATIONS)["replication_prior"]
+
+
+def legend_label(label: str, rows: list[dict]) -> str:
+    """An experiment's legend entry: its name without the parenthesis (the caption says it), D's reference (all
+    modules, not uniform rank) and its paired seeds: "B: GSM8K (n = 2-3)", "part 1 (n = 8)"."""
+    lo, hi = min(r["n_pairs"] for r in rows), max(r["n_pairs"] for r in rows)
+    n = f"n = {lo}" if lo == hi else f"n = {lo}\u2013{hi}"
+    return label.split(" (")[0] + (" vs all modules" if label == PRIOR else "") + f" ({n})"
+
+
 def main(argv=None) -> int:
     a = parse_args(__doc__.split("\n")[0], argv, default_exp="main")
     blocks = replication_effects({exp: load_results(exp) for exp, _ in REPLICATIONS})
@@ -36,7 +48,7 @@ def main(argv=None) -> int:
         return skip("no replication has a strategy with two seed pairs yet")
     blocks = [(label, [r for r in rows if r["strategy"] in replicated]) for label, rows in blocks]
     blocks = [(label, rows) for label, rows in blocks if rows]
-    fig = figure(0.3 * len(replicated) + 1.0)
+    fig = figure(0.24 * len(replicated) + 1.0)
     ax = fig.add_subplot(1, 1, 1)
     cmap = plt.get_cmap("tab10")
     step = 0.7 / max(1, len(blocks))
@@ -50,8 +62,9 @@ def main(argv=None) -> int:
     difference_axis(ax, xs, len(replicated), EQUIVALENCE_MARGIN)
     ax.set_yticks(list(y_of.values()), list(y_of))
     handles = [Line2D([], [], color=cmap(j), marker="o", mfc="white", lw=2.6) for j in range(len(blocks))]
-    fig.legend(handles, [label for label, _ in blocks], loc="outside lower center", ncol=min(3, len(blocks)),
-               frameon=False)
+    fig.legend(handles, [legend_label(label, rows) for label, rows in blocks], loc="outside lower center",
+               ncol=min(3, len(blocks)), frameon=False)
+    ax.set_xlabel("test loss \u2212 the reference's at the same seed (nats): uniform rank; in D, all modules")
     fig.suptitle("Part 1 and its replications: 95 % CI (thick), Holm-adjusted (thin); filled: adjusted CI excludes 0")
     save(fig, a.out, "replications")
     return 0

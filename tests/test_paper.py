@@ -814,6 +814,9 @@ def test_margin_finding_says_the_span_in_the_main_text_once_the_frontier_has_one
         "0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} parameters, so an arm called equivalent may still be worth "
         "anything in that range of uniform rank's parameters.")
     assert paper.margin_finding(paper.main_frontier(frontier_cells(budgets=(2, 8)))) == ""   # nothing above r8 yet
+    assert paper.margin_conclusion(paper.main_frontier(frontier_cells())) == (
+        "That margin is wide: it spans uniform rank from 0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} parameters.")
+    assert paper.margin_conclusion(paper.main_frontier(frontier_cells(budgets=(2, 8)))) == ""
 
 
 def test_lr_grid_table_marks_the_selected_lr():
@@ -853,7 +856,7 @@ def test_replications_figure_puts_each_replication_beside_part_1(tmp_path, monke
     assert _plotting.small_texts(fig) == []
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["attn_heavy", "ffn_heavy"]               # one row per replicated strategy
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["part 1 (SmolLM2, Alpaca, 125 steps)", "B: GSM8K"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["part 1 (n = 3)", "B: GSM8K (n = 3)"]  # paired seeds
     points = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o"]
     assert len(points) == 4                                   # 2 strategies x 2 experiments, side by side
     # attn_heavy is "better" (adjusted interval excludes 0): filled; ffn_heavy is not: hollow
@@ -1065,6 +1068,9 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     chosen = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["ReplicationLrChosen"]
     assert "A, \\texttt{uniform}: $3 \\times 10^{-3}$" in chosen and "C, \\texttt{uniform}: $3 \\times 10^{-3}$" in chosen
     assert all(f"\\textit{{{x}}}" in lrs for x in ("A (500 steps)", "B (GSM8K)", "C (Gemma-3-270M)"))
+    effects = (d / "generated" / "replication_effects.tex").read_text()
+    assert all(f"\\textit{{{x}}}" in effects for x in ("A (500 steps)", "B (GSM8K)", "C (Gemma-3-270M)"))
+    assert pages["tab:replication-effects"] > pages["paper@end-of-main-text"]
     endpoint, secondary = ((d / "generated" / f).read_text() for f in ("main_endpoint_table.tex",
                                                                          "main_secondary_table.tex"))
     assert "\\texttt{attn\\_heavy}" in endpoint and "primary, scaling ablation endpoint" in endpoint
@@ -1376,6 +1382,45 @@ def test_replication_abstract_counts_kept_and_reversed_verdicts(repeated, expect
     part1 = [endpoint_row("a", "equivalent"), endpoint_row("b", "better"), endpoint_row("c", "better"),
              endpoint_row("d", "better")]
     assert paper.replication_abstract(part1, repeated) == expected
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([("B: GSM8K", 2), ("B: GSM8K", 3)], "B: GSM8K (n = 2\u20133)"),
+    ([("part 1 (SmolLM2, Alpaca, 125 steps)", 8)], "part 1 (n = 8)"),
+    ([("D: prior setting (matched budget)", 5)], "D: prior setting vs all modules (n = 5)")])
+def test_replications_legend_gives_paired_seeds_and_ds_reference(rows, expected):
+    import fig_replications
+    assert fig_replications.legend_label(rows[0][0], [{"n_pairs": n} for _, n in rows]) == expected
+
+
+def test_replication_effects_table_groups_a_to_c_in_the_texts_words():
+    """One group per replication A-C (D and part 1 have their own tables), Holm within each, and the verdict word
+    the text uses ("inconclusive", not the plan's "no detectable difference")."""
+    from adaptive_lora import paper
+    gsm = [dict(r, config=dict(r["config"], data="gsm8k")) for r in v2_cells()]
+    gemma = [dict(r, config=dict(r["config"], model="gemma3-270m")) for r in v2_cells()]
+    table = paper.replication_effects_table({"main": v2_cells(), "replication_gsm8k": gsm,
+                                             "replication_gemma": gemma, "replication_prior": v2_cells()})
+    assert "\\textit{B (GSM8K)}" in table and "\\textit{C (Gemma-3-270M)}" in table
+    assert table.count("\\textit{") == 2 and table.count("\\texttt{attn") == 2     # neither part 1 nor D
+    assert "\\texttt{attn\\_heavy} & 0.0001 & 3 & $-$0.1000" in table and "& better \\\\" in table
+    assert "& inconclusive \\\\" in table and "no detectable difference" not in table
+    assert paper.replication_effects_table({"main": v2_cells()}) == (
+        "% no replication has a strategy with two paired seeds yet\n")
+
+
+@pytest.mark.parametrize("part1, prior, expected", [
+    ([("attention_only", "worse"), ("a", "better")], [("attention_only", "better"), ("a", "better")],
+     "; there \\texttt{attention\\_only} beat all modules, while in part~1 it lost to uniform rank"),
+    ([("a", "better"), ("b", "worse")], [("a", "worse"), ("b", "better")],
+     "; there \\texttt{a} lost to all modules, while in part~1 it beat uniform rank and \\texttt{b} beat all "
+     "modules, while in part~1 it lost to uniform rank"),
+    ([("a", "worse")], [("a", "no detectable difference")], ""),     # not opposite: nothing said
+    ([("a", "worse")], [], "")])
+def test_placement_contrast_names_opposite_verdicts_of_part_1_and_d(part1, prior, expected):
+    from adaptive_lora import paper
+    assert paper.placement_contrast([endpoint_row(s, v) for s, v in part1],
+                                    [endpoint_row(s, v) for s, v in prior]) == expected
 
 
 def test_replication_lr_appendix_reports_each_replications_own_dev_selection():

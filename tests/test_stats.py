@@ -497,7 +497,7 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
     assert row["multiplier_low"] == pytest.approx(2 ** ((0.10 - half) / 0.10)) and math.isnan(row["multiplier_high"])
     assert row["multiplier_high_side"] == "below" and row["frontier_multiples"] == (0.5, 2.0)
     assert "Robustness of the primary endpoint" in md and "| attn_heavy | 3 | 3 | -0.1000 |" in md
-    assert "| 2.0 [1.7, >2.0] |" in md and "2.0 [1.7, $>$2.0]" in writers.table_latex(writers.robustness_table([row]))
+    assert "| 2.0 [1.7, >2] |" in md and "2.0 [1.7, $>$2]" in writers.table_latex(writers.robustness_table([row]))
     # without per-example losses or a frontier: NaN with notes, never an exception
     bare = [r for r in rs if r["config"]["budget"] == "r8"]
     for r in bare:
@@ -508,7 +508,7 @@ def test_robustness_rows_combine_two_way_model_bootstrap_and_multiplier():
 
 @pytest.mark.parametrize("value, side, text", [
     (1.005, "", "1.0"), (0.2249, "", "0.22"), (41.3, "", "41"), (NAN, "", "–"),
-    (NAN, "above", "<0.12"), (NAN, "below", ">4.0"),   # beyond the frontier's ends (0.125x, 4x): no extrapolation
+    (NAN, "above", "<0.125"), (NAN, "below", ">4"),   # beyond the frontier's ends (0.125x, 4x): no extrapolation
 ])
 def test_multiple_text_table(value, side, text):
     assert writers.multiple_text(value, side, (0.125, 4.0)) == text
