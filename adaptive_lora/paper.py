@@ -781,6 +781,13 @@ def grid_cells(grid: Path) -> list:
     return cells(load_grid(grid)) if grid.exists() else []
 
 
+def pending(exp: str, results: list[dict], grids: Path = ROOT / "experiments") -> bool:
+    """Whether an experiment still has planned cells to land: a cell of any ``experiments/<exp>*.yaml`` whose run_id
+    no committed result has (its verdicts are then interim)."""
+    done = {r.get("run_id") for r in results}
+    return any(c.run_id not in done for g in sorted(grids.glob(f"{exp}*.yaml")) for c in grid_cells(g))
+
+
 def stages_status(done: set[str], grids: dict[str, list]) -> str:
     """Progress of the stages after stage 1 (``grids``: {name in the text: its cells}, empty lists for grids not
     written yet): the complete ones named with their cell count, the others with committed of planned cells."""
@@ -924,12 +931,14 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
                      f"{verdict_clause(rows, 'all modules')}.")
         elif rows:
             text, brief = agreement(part1, rows), agreement(part1, rows, names=False)
-            repeated.append((label.split(": ", 1)[1], rows))
-            said.append(f"{letter} ({pairs_range(rows)} paired seeds) {text or 'repeats none of its arms'}")
-            short.append(f"{letter} {brief or 'repeats none of its arms'}")
+            interim = pending(exp, exps.get(exp, []))     # cells still to land: the verdicts may change
+            repeated.append((label.split(": ", 1)[1] + " (interim)" * interim, rows))
+            said.append(f"{letter} ({pairs_range(rows)} paired seeds{', interim' * interim}) "
+                        f"{text or 'repeats none of its arms'}")
+            short.append(f"{letter}{' (interim)' * interim} {brief or 'repeats none of its arms'}")
         elif cells:
             waiting.append(f"{letter} ({cells} cell{'s' * (cells != 1)}"
-                           + (", Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
+                           + ("; learning rates: Appendix~\\ref{app:replication-lr})" if letter in selecting else ")"))
         else:
             empty.append(letter)
     # one sentence per replication: each clause has its own "and" and ";", so joining them with "and" ran on
@@ -944,21 +953,30 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     if long := long_finding(exps, blocks):
         sentence += " " + long
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
-            "PlacementContrast": placement_contrast(part1, blocks.get(dict(REPLICATIONS)["replication_prior"], [])),
+            "PlacementContrast": placement_contrast(part1, blocks.get(dict(REPLICATIONS)["replication_prior"], []),
+                                                    swept_arms([r for r in exps.get("main", []) if "eval_loss" in r])),
             "ReplicationAbstract": replication_abstract(part1, repeated)}
 
 
-def placement_contrast(part1: list[dict], prior: list[dict]) -> str:
-    r"""The placements whose verdict in part 1 (against uniform rank, each at its own lr) is the opposite of D's
-    (against all modules at r16, the prior study's one lr), as a clause for Limitations: "; there
-    \texttt{attention\_only} beat all modules, while in part~1 it lost to uniform rank"; "" if none."""
+def swept_arms(main: list[dict]) -> set[str]:
+    """The arms stage 1 ran at two or more learning rates (its tuned arms; the others take another arm's lr)."""
+    return {s["strategy"] for s in stats.lr_selection(main) if len(s["curve"]) > 1}
+
+
+def placement_contrast(part1: list[dict], prior: list[dict], tuned: set[str] = frozenset()) -> str:
+    r"""The placements whose verdict in part 1 (against uniform rank) is the opposite of D's (against all modules
+    at r16, the prior study's one lr), as a clause for Limitations: "; there \texttt{attention\_only} beat all
+    modules, while in part~1 it lost to uniform rank (in neither at a learning rate tuned for it)"; "" if none.
+    ``tuned``: part 1's arms stage 1 swept (``swept_arms``); D tunes none."""
     word = {"better": "beat", "worse": "lost to"}
     d = {r["strategy"]: r["verdict"] for r in prior}
     flipped = [r for r in part1 if {r["verdict"], d.get(r["strategy"])} == {"better", "worse"}]
     if not flipped:
         return ""
+    untuned = all(r["strategy"] not in tuned for r in flipped)
     return "; there " + join_words([f"{tt(r['strategy'])} {word[d[r['strategy']]]} all modules, while in part~1 it "
-                                    f"{word[r['verdict']]} uniform rank" for r in flipped])
+                                    f"{word[r['verdict']]} uniform rank" for r in flipped]) + \
+        (" (in neither at a learning rate tuned for it)" if untuned else " (in D at the prior study's one learning rate)")
 
 
 CHANGE_VERBS = {"larger": "grew", "smaller": "shrank", "changed sign": "changed sign",
@@ -1071,9 +1089,8 @@ def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted
 def main_conclusion(primary: list[dict]) -> str:
     """The conclusion's clause on the main grid (follows "...in a design with four replications;"): the arms that
     won or lost by name, the equivalent and inconclusive ones counted (Section 5 and the abstract name them)."""
-    own = "its own learning rate" if len(primary) == 1 else "their own learning rates"
     return (f"with {pairs_range(primary)} paired seeds per strategy and Holm-adjusted "
-            f"intervals, {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))} at {own} "
+            f"intervals, {verdict_clause(primary, counted=('equivalent', 'no detectable difference'))} "
             "(Table~\\ref{tab:main-endpoint}).")
 
 
@@ -1086,8 +1103,8 @@ def pairs_range(rows: list[dict]) -> str:
 def main_abstract_endpoint(primary: list[dict]) -> str:
     """The abstract's sentence on the primary endpoint (arms that beat or lost to uniform by name, the equivalent
     and inconclusive ones counted: the section text names them)."""
-    return (f"With {pairs_range(primary)} paired seeds per arm, each at its own learning rate, Holm-adjusted "
-            "intervals of the test-loss difference to uniform rank say: "
+    return (f"With {pairs_range(primary)} paired seeds per arm, Holm-adjusted "
+            "intervals of the test loss say: "
             f"{verdict_clause(primary, counted=('equivalent', 'no detectable difference'), explain=False)}.")
 
 
@@ -1144,7 +1161,7 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
         verb = "lowers" if contrast["verdict"] == "better" else "raises"
         out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} its loss by only "
                    f"{tex_num(abs(contrast['diff_mean']))} nats beyond its initialisation alone "
-                   f"({tt(contrast['reference'])}; a contrast added after the interim endpoint; detectable, but inside the margin)"
+                   f"({tt(contrast['reference'])}; a contrast added after an interim look; detectable, but inside the margin)"
                    + (f": {share * 100:.0f}\\,\\% of its {effect_word(primary, contrast['strategy'])} comes from the "
                       "initialisation." if share is not None else "."))
     flips = lr_flips(primary, secondary)
@@ -1204,7 +1221,8 @@ def transfer_finding(rows: list[dict]) -> str:
         lo, hi = mean([r["diff_mean"] for r in low]), mean([r["diff_mean"] for r in rest])
         text += (f" The arms trained below uniform's learning rate ({join_words([tt(r['strategy']) for r in low])}) "
                  f"differ from it by {tex_signed(lo)} nats on average, the others by {tex_signed(hi)} (means, not a "
-                 "planned test).")
+                 "planned test)" + ("; a lower learning rate moves the weights less, so these differences may be the "
+                                    "learning rate's more than the allocation's." if lo < hi else "."))
     return text
 
 
@@ -1257,7 +1275,7 @@ def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
             read += f"; {ref} alone has {share * 100:.0f}\\,\\% of {name}'s {what} over uniform rank"
     return (f"The planned contrast {name} minus {ref} (the same initialisation without redistribution), paired by "
             f"seed, is {tex_signed(contrast['diff_mean'])} nats (95\\,\\% CI {ci}, $n = {contrast['n_pairs']}$; one "
-            f"contrast, unadjusted, written into the plan after the interim endpoint), {read}.")
+            f"contrast, unadjusted, written into the plan after an interim look at the primary endpoint), {read}.")
 
 
 def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
@@ -1340,7 +1358,7 @@ def margin_finding(frontier: Frontier) -> str:
 def margin_conclusion(frontier: Frontier) -> str:
     """The conclusion's caveat on "equivalent": how much of uniform rank's parameters the margin spans ("" before
     the frontier has a span)."""
-    return (f"That margin is wide: it spans uniform rank {frontier.brief}." if frontier.brief else "")
+    return (f"That margin spans uniform rank {frontier.brief}." if frontier.brief else "")
 
 
 def frontier_finding(frontier: Frontier, robust: list[dict], primary: list[dict]) -> str:
@@ -1371,6 +1389,39 @@ def frontier_finding(frontier: Frontier, robust: list[dict], primary: list[dict]
                     + {"below": "low-loss end", "above": "high-loss end"}.get(r["multiplier_side"], "reach"))
     return text + (f" Read off it, the multipliers of the arms that beat or lost to uniform rank at {tt(MAIN_BUDGET)} are: "
                    f"{'; '.join(said)}." if said else "")
+
+
+def robustness_finding(robust: list[dict], primary: list[dict]) -> str:
+    """What the plan's checks of the primary endpoint found (``report.protocol_v2_robustness`` rows, primary family
+    only): the arms where the two-way model's Holm-adjusted test (``anova_p_holm`` < ALPHA, sign of ``anova_diff``)
+    and the paired verdict disagree on better / worse, and how many arms the paired test does not call better or
+    worse whose bootstrap interval over test examples excludes zero (it leaves training noise out, so it is the
+    narrower). "" without rows."""
+    verdicts = {r["strategy"]: r["verdict"] for r in primary if r["endpoint"] == "primary"}
+    rows = [r for r in robust if r["endpoint"] == "primary" and r["strategy"] in verdicts]
+    if not rows:
+        return ""
+
+    def two_way(r: dict) -> str:
+        if not (finite(r["anova_p_holm"]) and r["anova_p_holm"] < ALPHA):
+            return "no difference"
+        return "better" if r["anova_diff"] < 0 else "worse"
+
+    decided = ("better", "worse")
+    odd = [r for r in rows if (two_way(r) if two_way(r) in decided else None)
+           != (verdicts[r["strategy"]] if verdicts[r["strategy"]] in decided else None)]
+    said = [f"{tt(r['strategy'])} " + (f"{two_way(r)} ({p_math(r['anova_p_holm'], 'Holm')})" if two_way(r) in decided
+                                       else f"not different ({p_math(r['anova_p_holm'], 'Holm')})")
+            + f" where the paired test says {short_verdict(verdicts[r['strategy']])}" for r in odd]
+    boot = [r for r in rows if verdicts[r["strategy"]] not in decided
+            and finite(r["boot_ci_low"]) and (r["boot_ci_low"] > 0 or r["boot_ci_high"] < 0)]
+    first = ("The two-way model over strategies and seeds agrees with every paired verdict" if not odd else
+             f"The two-way model over strategies and seeds calls {join_words(said)}, and agrees on the other "
+             f"{len(rows) - len(odd)} arms")
+    second = (f"the bootstrap over test examples, which leaves training noise out, excludes zero for "
+              f"{len(boot)} arm{'s' * (len(boot) != 1)} the paired test does not call better or worse"
+              if boot else "the bootstrap over test examples excludes zero only where the paired test decides")
+    return f"{first}; {second} (Table~\\ref{{tab:main-robustness}})."
 
 
 def budget_finding(away: list[dict]) -> str:
@@ -1416,6 +1467,7 @@ def main_grid(ctx: Inputs) -> Section:
             "MainAbstractFindings": abstract_findings(primary, secondary, contrast),
             "MainFrontierSentence": " ".join(x for x in (frontier_finding(frontier, robust, primary),
                                                           budget_finding(away)) if x),
+            "MainRobustnessSentence": robustness_finding(robust, primary),
             "MainFindings": " ".join(x for x in (allocation_finding(primary), margin_finding(frontier),
                                                  init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {

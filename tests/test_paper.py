@@ -667,12 +667,12 @@ def test_main_endpoint_sentence_and_table_from_the_reports_statistics():
         "equivalent (inconclusive).")
     table = writers.table_latex(writers.endpoint_table(primary + secondary, notes=False))
     assert "$-$0.1000" in table and "primary endpoint" in table and "secondary endpoint" in table
-    verdicts = ("each at its own learning rate, Holm-adjusted intervals of the test-loss difference to uniform rank "
+    verdicts = ("Holm-adjusted intervals of the test loss "
                 "say: \\texttt{attn\\_heavy} beats uniform rank; 1 was inconclusive.")   # the abstract counts the
     # inconclusive and equivalent arms, and leaves what "inconclusive" means to the text (arXiv's length limit)
     assert paper.main_abstract_endpoint(primary) == "With 3 paired seeds per arm, " + verdicts
     uneven = [dict(primary[0], n_pairs=2), primary[1]]
-    assert paper.main_abstract_endpoint(uneven).startswith("With 2 to 3 paired seeds per arm, each at its own")
+    assert paper.main_abstract_endpoint(uneven).startswith("With 2 to 3 paired seeds per arm, Holm-adjusted")
     # one seed per strategy: no interval, so no primary row
     assert paper.main_endpoint_rows([r for r in v2_cells() if r["config"]["seed"] == 0]) == ([], [], [])
     assert away == []   # every cell at r8
@@ -815,7 +815,7 @@ def test_margin_finding_says_the_span_in_the_main_text_once_the_frontier_has_one
         "anything in that range of uniform rank's parameters.")
     assert paper.margin_finding(paper.main_frontier(frontier_cells(budgets=(2, 8)))) == ""   # nothing above r8 yet
     assert paper.margin_conclusion(paper.main_frontier(frontier_cells())) == (
-        "That margin is wide: it spans uniform rank from 0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} parameters.")
+        "That margin spans uniform rank from 0.794$\\times$ to 1.26$\\times$ its \\texttt{r8} parameters.")
     assert paper.margin_conclusion(paper.main_frontier(frontier_cells(budgets=(2, 8)))) == ""
 
 
@@ -893,9 +893,7 @@ def test_main_conclusion_names_each_verdict(verdicts, expected):
     from adaptive_lora import paper
     rows = [{"strategy": name, "verdict": v, "n_pairs": 4} for name, v in zip("abc", verdicts)]
     assert paper.main_conclusion(rows) == (
-        f"with 4 paired seeds per strategy and Holm-adjusted intervals, {expected} at "
-        + ("its own learning rate" if len(rows) == 1 else "their own learning rates")
-        + " (Table~\\ref{tab:main-endpoint}).")
+        f"with 4 paired seeds per strategy and Holm-adjusted intervals, {expected} " + "(Table~\\ref{tab:main-endpoint}).")
 
 
 def test_verdict_clause_marks_a_detected_difference_inside_the_margin():
@@ -1127,7 +1125,7 @@ def test_init_finding_reads_the_planned_contrast(verdict, n, expected):
         assert text == ("The planned contrast \\texttt{eva} minus \\texttt{eva[rho1]} (the same initialisation without "
                         "redistribution), paired by seed, is $-0.0003$ nats (95\\,\\% CI $[-0.0008, "
                         f"{'-0.0001' if verdict == 'better' else '+0.0002'}]$, $n = 4$; "
-                        "one contrast, unadjusted, written into the plan after the interim endpoint), " + expected)
+                        "one contrast, unadjusted, written into the plan after an interim look at the primary endpoint), " + expected)
 
 
 def prior_row(strategy, comparison, verdict, diff, n=5, endpoint="transfer_loss"):
@@ -1236,7 +1234,7 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
     assert paper.abstract_findings(primary + [endpoint_row("eva[rho1]", "better", -0.0196, lr=3e-4)], [], small) == (
         "\\texttt{eva}'s rank redistribution lowers its loss by only 0.0004 nats beyond its initialisation alone "
-        "(\\texttt{eva[rho1]}; a contrast added after the interim endpoint; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
+        "(\\texttt{eva[rho1]}; a contrast added after an interim look; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
     # an interval reaching beyond the margin is no "negligible" difference: no sentence
     assert paper.abstract_findings(primary, [], dict(small, ci_low=-0.012)) == ""
 
@@ -1252,7 +1250,10 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
         "Table~\\ref{tab:main-secondary}), each arm at its own learning rate, \\texttt{b} lost to uniform rank; \\texttt{a} and "
         "\\texttt{c} were inconclusive (no detectable difference, not shown equivalent). The arms trained below "
         "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$ "
-        "(means, not a planned test).")
+        "(means, not a planned test); a lower learning rate moves the weights less, so these differences may be the "
+        "learning rate's more than the allocation's.")
+    flipped = [dict(rows[0], diff_mean=0.06)] + rows[1:]     # the lower-lr arm lost more: no such reading
+    assert paper.transfer_finding(flipped).endswith("the others by $+0.0100$ (means, not a planned test).")
     assert paper.transfer_finding(rows[3:]) == ""
 
 
@@ -1324,13 +1325,13 @@ def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_m
             "replication_prior": [{"eval_loss": 1.0}] * 10, "replication_gemma": gemma}
     macros = paper.replications(exps)
     assert macros["ReplicationSentence"] == (
-        "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds) kept 1 of 2 (\\texttt{ffn\\_heavy}); "
+        "Of part~1's verdicts on the arms it repeats, A (3 to 4 paired seeds, interim) kept 1 of 2 (\\texttt{ffn\\_heavy}); "
         "\\texttt{attn\\_heavy} was equivalent (part~1: better). In D (5 paired seeds, matched budget), \\texttt{attention\\_cproj} and "
         "\\texttt{attention\\_only} beat all modules. B (1 cell) and C (2 "
-        "cells, Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
+        "cells; learning rates: Appendix~\\ref{app:replication-lr}) have no arm with two paired seeds yet.")
     assert macros["ReplicationConclusion"] == (
-        "Of part~1's verdicts, replication A kept 1 of 2.")
-    assert macros["ReplicationAbstract"] == "Repeated with 500 steps, 1 of 2 verdicts held."   # D is not part 1's
+        "Of part~1's verdicts, replication A (interim) kept 1 of 2.")   # its grid's cells have not all landed
+    assert macros["ReplicationAbstract"] == "Repeated with 500 steps (interim), 1 of 2 verdicts held."   # D is not part 1's
     monkeypatch.setattr(report, "replication_effects", lambda exps: [])
     macros = paper.replications({})
     assert macros["ReplicationSentence"].startswith("No replication has a committed cell yet")
@@ -1346,11 +1347,11 @@ def test_replications_sentence_gives_each_replication_its_own_sentence(monkeypat
     monkeypatch.setattr(report, "replication_effects", lambda exps: blocks)
     macros = paper.replications({})
     assert macros["ReplicationSentence"] == (
-        "Of part~1's verdicts on the arms it repeats, B (2 paired seeds) kept 1 of 2 (\\texttt{a}); \\texttt{b} was "
-        "inconclusive (part~1: equivalent). C (4 paired seeds) kept 1 of 2 (\\texttt{b}) and reversed \\texttt{a} "
+        "Of part~1's verdicts on the arms it repeats, B (2 paired seeds, interim) kept 1 of 2 (\\texttt{a}); \\texttt{b} was "
+        "inconclusive (part~1: equivalent). C (4 paired seeds, interim) kept 1 of 2 (\\texttt{b}) and reversed \\texttt{a} "
         "(better in part~1). A and D have no committed cell yet.")
     assert macros["ReplicationConclusion"] == (
-        "Of part~1's verdicts, replications B kept 1 of 2; C kept 1 of 2 and reversed \\texttt{a} (better in part~1).")
+        "Of part~1's verdicts, replications B (interim) kept 1 of 2; C (interim) kept 1 of 2 and reversed \\texttt{a} (better in part~1).")
 
 
 def test_replications_sentence_names_the_replications_without_cells(tmp_path, monkeypatch):
@@ -1409,18 +1410,57 @@ def test_replication_effects_table_groups_a_to_c_in_the_texts_words():
         "% no replication has a strategy with two paired seeds yet\n")
 
 
+def test_robustness_finding_names_where_the_checks_disagree_with_the_paired_verdicts():
+    from adaptive_lora import paper
+
+    def rob(strategy, diff, p, lo, hi):
+        return {"strategy": strategy, "endpoint": "primary", "anova_diff": diff, "anova_p_holm": p,
+                "boot_ci_low": lo, "boot_ci_high": hi}
+    primary = [endpoint_row("a", "better", -0.02), endpoint_row("b", "equivalent"), endpoint_row("c", "equivalent"),
+               endpoint_row("d", "no detectable difference")]
+    robust = [rob("a", -0.02, 1e-5, -0.03, -0.01), rob("b", 0.004, 0.017, 0.002, 0.006),
+              rob("c", 0.001, 1.0, 0.0002, 0.002), rob("d", -0.001, 0.5, -0.002, 0.001),
+              dict(rob("a", 0.01, 1e-5, 0.01, 0.02), endpoint="primary, scaling ablation")]   # another family
+    assert paper.robustness_finding(robust, primary) == (
+        "The two-way model over strategies and seeds calls \\texttt{b} worse ($p_{\\mathrm{Holm}} = 0.02$) where the "
+        "paired test says equivalent, and agrees on the other 3 arms; the bootstrap over test examples, which leaves "
+        "training noise out, excludes zero for 2 arms the paired test does not call better or worse "
+        "(Table~\\ref{tab:main-robustness}).")
+    agree = [robust[0], rob("b", 0.004, 0.3, -0.001, 0.006)]
+    assert paper.robustness_finding(agree, primary[:2]) == (
+        "The two-way model over strategies and seeds agrees with every paired verdict; the bootstrap over test "
+        "examples excludes zero only where the paired test decides (Table~\\ref{tab:main-robustness}).")
+    assert paper.robustness_finding([], primary) == ""
+
+
 @pytest.mark.parametrize("part1, prior, expected", [
     ([("attention_only", "worse"), ("a", "better")], [("attention_only", "better"), ("a", "better")],
-     "; there \\texttt{attention\\_only} beat all modules, while in part~1 it lost to uniform rank"),
+     "; there \\texttt{attention\\_only} beat all modules, while in part~1 it lost to uniform rank (in neither at a "
+     "learning rate tuned for it)"),
     ([("a", "better"), ("b", "worse")], [("a", "worse"), ("b", "better")],
      "; there \\texttt{a} lost to all modules, while in part~1 it beat uniform rank and \\texttt{b} beat all "
-     "modules, while in part~1 it lost to uniform rank"),
+     "modules, while in part~1 it lost to uniform rank (in neither at a learning rate tuned for it)"),
     ([("a", "worse")], [("a", "no detectable difference")], ""),     # not opposite: nothing said
     ([("a", "worse")], [], "")])
 def test_placement_contrast_names_opposite_verdicts_of_part_1_and_d(part1, prior, expected):
     from adaptive_lora import paper
     assert paper.placement_contrast([endpoint_row(s, v) for s, v in part1],
                                     [endpoint_row(s, v) for s, v in prior]) == expected
+    if expected:   # an arm stage 1 tuned: only D's learning rate is untuned
+        assert paper.placement_contrast([endpoint_row(s, v) for s, v in part1], [endpoint_row(s, v) for s, v in prior],
+                                        {s for s, _ in part1}).endswith("(in D at the prior study's one learning rate)")
+
+
+def test_pending_reads_the_experiments_grids(tmp_path):
+    """A replication is interim while a cell of any of its grids (experiments/<exp>*.yaml) has no result."""
+    from adaptive_lora import paper
+    from adaptive_lora.sweep import cells, load_grid
+    grid = paper.ROOT / "experiments" / "replication_gemma_r8.yaml"
+    shutil.copy(grid, tmp_path / grid.name)
+    ids = [{"run_id": c.run_id} for c in cells(load_grid(grid))]
+    assert paper.pending("replication_gemma", ids[:-1], tmp_path)
+    assert not paper.pending("replication_gemma", ids, tmp_path)
+    assert not paper.pending("replication_other", [], tmp_path)        # no grid: nothing planned
 
 
 def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
