@@ -1391,6 +1391,17 @@ def frontier_finding(frontier: Frontier, robust: list[dict], primary: list[dict]
                    f"{'; '.join(said)}." if said else "")
 
 
+def ablation_finding(primary: list[dict]) -> str:
+    """Stage 5's verdicts (the primary endpoint's "scaling ablation" rows, a Holm family of their own; Appendix
+    scaling-ablation), e.g. "With a fixed alpha (4 paired seeds, Holm within the ablation), eva[fixed-alpha] beats
+    uniform rank; ..."; "" before any such row has two paired seeds."""
+    rows = [r for r in primary if r["endpoint"] == "primary, scaling ablation" and r["n_pairs"] >= 2]
+    if not rows:
+        return ""
+    return (f"With a fixed $\\alpha$ ({pairs_range(rows)} paired seeds, Holm within the ablation), "
+            f"{verdict_clause(rows)}.")
+
+
 def robustness_finding(robust: list[dict], primary: list[dict]) -> str:
     """What the plan's checks of the primary endpoint found (``report.protocol_v2_robustness`` rows, primary family
     only): the arms where the two-way model's Holm-adjusted test (``anova_p_holm`` < ALPHA, sign of ``anova_diff``)
@@ -1468,6 +1479,7 @@ def main_grid(ctx: Inputs) -> Section:
             "MainFrontierSentence": " ".join(x for x in (frontier_finding(frontier, robust, primary),
                                                           budget_finding(away)) if x),
             "MainRobustnessSentence": robustness_finding(robust, primary),
+            "MainAblationSentence": ablation_finding(secondary),   # stage 5's rows are not the primary family
             "MainFindings": " ".join(x for x in (allocation_finding(primary), margin_finding(frontier),
                                                  init_finding(contrast, primary),
                                                  lr_finding(primary, secondary)) if x)}, {

@@ -1410,6 +1410,18 @@ def test_replication_effects_table_groups_a_to_c_in_the_texts_words():
         "% no replication has a strategy with two paired seeds yet\n")
 
 
+def test_ablation_finding_reads_stage_fives_own_family():
+    from adaptive_lora import paper
+    rows = [endpoint_row("eva[fixed-alpha]", "better", -0.02, endpoint="primary, scaling ablation"),
+            endpoint_row("ffn_heavy[fixed-alpha]", "equivalent", endpoint="primary, scaling ablation"),
+            endpoint_row("ffn_heavy[fixed-alpha]", "worse", endpoint="secondary, scaling ablation"),   # not read
+            endpoint_row("gradient", "worse")]                                                      # primary family
+    assert paper.ablation_finding(rows) == (
+        "With a fixed $\\alpha$ (4 paired seeds, Holm within the ablation), \\texttt{eva[fixed-alpha]} beats uniform "
+        "rank; \\texttt{ffn\\_heavy[fixed-alpha]} was equivalent to it within $\\pm$\\EquivalenceMargin{} nats.")
+    assert paper.ablation_finding(rows[3:]) == ""
+
+
 def test_robustness_finding_names_where_the_checks_disagree_with_the_paired_verdicts():
     from adaptive_lora import paper
 
