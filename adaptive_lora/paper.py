@@ -954,20 +954,15 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
         sentence += " " + long
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
             "PlacementContrast": placement_contrast(part1, blocks.get(dict(REPLICATIONS)["replication_prior"], []),
-                                                    swept_arms([r for r in exps.get("main", []) if "eval_loss" in r])),
+                                                    {c.strategy for c in grid_cells(MAIN_GRID)}),
             "ReplicationAbstract": replication_abstract(part1, repeated)}
-
-
-def swept_arms(main: list[dict]) -> set[str]:
-    """The arms stage 1 ran at two or more learning rates (its tuned arms; the others take another arm's lr)."""
-    return {s["strategy"] for s in stats.lr_selection(main) if len(s["curve"]) > 1}
 
 
 def placement_contrast(part1: list[dict], prior: list[dict], tuned: set[str] = frozenset()) -> str:
     r"""The placements whose verdict in part 1 (against uniform rank) is the opposite of D's (against all modules
     at r16, the prior study's one lr), as a clause for Limitations: "; there \texttt{attention\_only} beat all
     modules, while in part~1 it lost to uniform rank (in neither at a learning rate tuned for it)"; "" if none.
-    ``tuned``: part 1's arms stage 1 swept (``swept_arms``); D tunes none."""
+    ``tuned``: part 1's arms stage 1 sweeps (the strategies of MAIN_GRID); D tunes none."""
     word = {"better": "beat", "worse": "lost to"}
     d = {r["strategy"]: r["verdict"] for r in prior}
     flipped = [r for r in part1 if {r["verdict"], d.get(r["strategy"])} == {"better", "worse"}]
@@ -1391,11 +1386,11 @@ def frontier_finding(frontier: Frontier, robust: list[dict], primary: list[dict]
                    f"{'; '.join(said)}." if said else "")
 
 
-def ablation_finding(primary: list[dict]) -> str:
-    """Stage 5's verdicts (the primary endpoint's "scaling ablation" rows, a Holm family of their own; Appendix
+def ablation_finding(rows: list[dict]) -> str:
+    """Stage 5's verdicts (the "primary, scaling ablation" rows among ``rows``, a Holm family of their own; Appendix
     scaling-ablation), e.g. "With a fixed alpha (4 paired seeds, Holm within the ablation), eva[fixed-alpha] beats
     uniform rank; ..."; "" before any such row has two paired seeds."""
-    rows = [r for r in primary if r["endpoint"] == "primary, scaling ablation" and r["n_pairs"] >= 2]
+    rows = [r for r in rows if r["endpoint"] == "primary, scaling ablation" and r["n_pairs"] >= 2]
     if not rows:
         return ""
     return (f"With a fixed $\\alpha$ ({pairs_range(rows)} paired seeds, Holm within the ablation), "
@@ -1413,18 +1408,17 @@ def robustness_finding(robust: list[dict], primary: list[dict]) -> str:
     if not rows:
         return ""
 
-    def two_way(r: dict) -> str:
+    def two_way(r: dict) -> str | None:   # the two-way model's verdict, None where it finds no difference
         if not (finite(r["anova_p_holm"]) and r["anova_p_holm"] < ALPHA):
-            return "no difference"
+            return None
         return "better" if r["anova_diff"] < 0 else "worse"
 
     decided = ("better", "worse")
-    odd = [r for r in rows if (two_way(r) if two_way(r) in decided else None)
-           != (verdicts[r["strategy"]] if verdicts[r["strategy"]] in decided else None)]
-    said = [f"{tt(r['strategy'])} " + (f"{two_way(r)} ({p_math(r['anova_p_holm'], 'Holm')})" if two_way(r) in decided
-                                       else f"not different ({p_math(r['anova_p_holm'], 'Holm')})")
-            + f" where the paired test says {short_verdict(verdicts[r['strategy']])}" for r in odd]
-    boot = [r for r in rows if verdicts[r["strategy"]] not in decided
+    paired = {s: v if v in decided else None for s, v in verdicts.items()}
+    odd = [r for r in rows if two_way(r) != paired[r["strategy"]]]
+    said = [f"{tt(r['strategy'])} {two_way(r) or 'not different'} ({p_math(r['anova_p_holm'], 'Holm')}) where the "
+            f"paired test says {short_verdict(verdicts[r['strategy']])}" for r in odd]
+    boot = [r for r in rows if paired[r["strategy"]] is None
             and finite(r["boot_ci_low"]) and (r["boot_ci_low"] > 0 or r["boot_ci_high"] < 0)]
     first = ("The two-way model over strategies and seeds agrees with every paired verdict" if not odd else
              f"The two-way model over strategies and seeds calls {join_words(said)}, and agrees on the other "

@@ -123,10 +123,14 @@ def interval_row(ax, y: float, row: dict, ms: float = 5, color="k", filled: bool
     return xs
 
 
-def difference_axis(ax, xs: list[float], n_rows: int, margin: float | None = None) -> None:
+DIFFERENCE_LABEL = "test loss \u2212 uniform's at the same seed (nats); below 0: lower loss"
+
+
+def difference_axis(ax, xs: list[float], n_rows: int, margin: float | None = None,
+                    label: str = DIFFERENCE_LABEL) -> None:
     """The x axis of a paired-difference forest plot: a dashed line at zero, dotted lines at +-``margin`` (the
     equivalence margin, when the verdicts use one), limits around ``xs``, zero and the margin with 8 % margins,
-    rows 0 .. n_rows - 1, a light grid and the shared label."""
+    rows 0 .. n_rows - 1, a light grid and the x label (default: the difference to uniform rank)."""
     ax.axvline(0, color="0.4", lw=0.8, ls="--", zorder=0)
     for x in (-margin, margin) if margin else ():
         ax.axvline(x, color="0.55", lw=0.8, ls=":", zorder=0)
@@ -136,7 +140,7 @@ def difference_axis(ax, xs: list[float], n_rows: int, margin: float | None = Non
     ax.set_ylim(-0.6, n_rows - 0.4)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.grid(axis="x", alpha=0.3)
-    ax.set_xlabel("test loss \u2212 uniform's at the same seed (nats); below 0: lower loss")
+    ax.set_xlabel(label)
 
 
 def small_texts(fig) -> list[str]:

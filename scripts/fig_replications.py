@@ -59,12 +59,12 @@ def main(argv=None) -> int:
         for r in rows:
             xs += interval_row(ax, y_of[r["strategy"]] + off, r, ms=4, color=cmap(j),
                                filled=r["verdict"] in ("better", "worse"))
-    difference_axis(ax, xs, len(replicated), EQUIVALENCE_MARGIN)
+    difference_axis(ax, xs, len(replicated), EQUIVALENCE_MARGIN,
+                    label="test loss \u2212 the reference's at the same seed (nats): uniform rank; in D, all modules")
     ax.set_yticks(list(y_of.values()), list(y_of))
     handles = [Line2D([], [], color=cmap(j), marker="o", mfc="white", lw=2.6) for j in range(len(blocks))]
     fig.legend(handles, [legend_label(label, rows) for label, rows in blocks], loc="outside lower center",
                ncol=min(3, len(blocks)), frameon=False)
-    ax.set_xlabel("test loss \u2212 the reference's at the same seed (nats): uniform rank; in D, all modules")
     fig.suptitle("Part 1 and its replications: 95 % CI (thick), Holm-adjusted (thin); filled: adjusted CI excludes 0")
     save(fig, a.out, "replications")
     return 0
