@@ -899,18 +899,31 @@ def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, l
 
 
 def replication_abstract(part1: list[dict], repeated: list[tuple[str, list[dict]]]) -> str:
-    """The abstract's one sentence on replications A-C (``repeated``: [(name, rows)], e.g. ("Gemma-3-270M", rows)):
-    how many of part 1's verdicts each kept, and the arms whose verdict reversed; "" before any has two seeds."""
-    parts = []
+    """The abstract's one sentence on replications A-C (``repeated``: [(name, rows)], e.g. ("Gemma-3-270M", rows);
+    a name may end in " (interim)"): how many of part 1's verdicts each kept, in the names' order, then each set of
+    reversed arms once, naming the replications it occurred in unless it occurred in all: "Repeated with GSM8K
+    (interim) and Gemma-3-270M, 2 of 4 and 2 of 3 verdicts held; `eva`'s reversed in both, by less than the margin."
+    "" before any replication shares an arm (with two seeds) with part 1."""
+    counted, flips = [], {}
     for name, rows in repeated:
         kept, flipped, other = compare_verdicts(part1, rows)
         if n := len(kept + flipped + other):
-            every = all(negligible_row(r) for _, _, r in flipped)   # then said once, after the names
-            reversed_ = join_words([f"{tt(s)}'s" + (" (by less than the margin)" if negligible_row(r) and not every
-                                                     else "") for s, _, r in flipped])
-            tail = "" if not flipped else f" and {reversed_} reversed" + (", by less than the margin" if every else "")
-            parts.append(f"with {name}, {len(kept)} of {n} " + ("verdicts " if not parts else "") + "held" + tail)
-    return ("Repeated " + "; ".join(parts) + ".") if parts else ""
+            counted.append((name, f"{len(kept)} of {n}"))
+            if flipped:     # same arms, same margin reading: one clause
+                key = tuple((s, negligible_row(r)) for s, _, r in flipped)
+                flips.setdefault(key, []).append(name.removesuffix(" (interim)"))
+    if not counted:
+        return ""
+    tails = []
+    for key, where in flips.items():
+        every = all(small for _, small in key)      # then said once, after the names
+        arms = join_words([f"{tt(s)}'s" + (" (by less than the margin)" if small and not every else "")
+                           for s, small in key])
+        place = ("" if len(counted) == 1 else f" with {join_words(where)}" if len(where) < len(counted)
+                 else " in both" if len(counted) == 2 else " in all")
+        tails.append(f"{arms} reversed{place}" + (", by less than the margin" if every else ""))
+    return (f"Repeated with {join_words([n for n, _ in counted])}, {join_words([c for _, c in counted])} verdicts held"
+            + "".join(f"; {t}" for t in tails) + ".")
 
 
 def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
@@ -1153,9 +1166,9 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
     elif contrast is not None and contrast["n_pairs"] >= 2 and negligible(contrast["verdict"], contrast.get("ci_low"),
                                                                             contrast.get("ci_high")):
         share = init_share(contrast, primary)
-        verb = "lowers" if contrast["verdict"] == "better" else "raises"
-        out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} its loss by only "
-                   f"{tex_num(abs(contrast['diff_mean']))} nats beyond its initialisation alone "
+        verb = "gains" if contrast["verdict"] == "better" else "loses"
+        out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} only "
+                   f"{tex_num(abs(contrast['diff_mean']))} nats over its initialisation alone "
                    f"({tt(contrast['reference'])}; a contrast added after an interim look; detectable, but inside the margin)"
                    + (f": {share * 100:.0f}\\,\\% of its {effect_word(primary, contrast['strategy'])} comes from the "
                       "initialisation." if share is not None else "."))
@@ -1533,13 +1546,15 @@ PLACEMENT_WORDS = {"attention_cproj": "its ``attention only'' modules", "attenti
 
 def prior_conclusion(rows: list[dict], words: dict[str, str] | None = None) -> str:
     """The conclusion's sentence on replication D: whether "all modules beats every subset" survived the matched
-    budget (rows as for ``prior_finding``; empty while either comparison is missing). ``words``: the placements
-    described rather than named (the abstract's ``PLACEMENT_WORDS``)."""
+    budget (rows as for ``prior_finding``; empty while either comparison is missing). A subset that won by less
+    than the margin (its whole adjusted interval inside it) says so. ``words``: the placements described rather than
+    named (the abstract's ``PLACEMENT_WORDS``)."""
     natural, matched = prior_groups(rows)
     if not natural or not matched:
         return ""
     lost = all(r["verdict"] == "worse" for r in natural)
-    won = [(words or {}).get(r["strategy"]) or tt(r["strategy"]) for r in matched if r["verdict"] == "better"]
+    won = [((words or {}).get(r["strategy"]) or tt(r["strategy"]))
+           + (" (by less than the margin)" if negligible_row(r) else "") for r in matched if r["verdict"] == "better"]
     first = (f"In its own setting{' (replication~D)' * (words is None)}, its conclusion that adapting all modules "
              "beats adapting a subset of them "
              + ("holds at the subsets' natural, smaller budgets" if lost else "does not hold even at the natural budgets"))

@@ -1233,7 +1233,7 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     # detected but inside the margin: its size, and the initialisation's share of eva's gain (-0.0196 / -0.0209)
     small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
     assert paper.abstract_findings(primary + [endpoint_row("eva[rho1]", "better", -0.0196, lr=3e-4)], [], small) == (
-        "\\texttt{eva}'s rank redistribution lowers its loss by only 0.0004 nats beyond its initialisation alone "
+        "\\texttt{eva}'s rank redistribution gains only 0.0004 nats over its initialisation alone "
         "(\\texttt{eva[rho1]}; a contrast added after an interim look; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
     # an interval reaching beyond the margin is no "negligible" difference: no sentence
     assert paper.abstract_findings(primary, [], dict(small, ci_low=-0.012)) == ""
@@ -1311,6 +1311,16 @@ def test_prior_conclusion_reads_the_budget_effect(natural, matched, expected):
     assert described == text.replace("\\texttt{a}", "placement A").replace(" (replication~D)", "")
 
 
+def test_prior_conclusion_says_when_a_subset_won_by_less_than_the_margin():
+    from adaptive_lora import paper
+    small = dict(prior_row("a", "matched", "better", -0.004), adj_ci_low=-0.007, adj_ci_high=-0.001)
+    rows = [prior_row("a", "natural", "worse", 0.02), small, prior_row("b", "matched", "better", -0.02)]
+    assert paper.prior_conclusion(rows, {"a": "placement A"}).endswith(
+        "at a matched budget placement A (by less than the margin) and \\texttt{b} beat all modules.")
+    assert paper.prior_conclusion([rows[0], dict(small, adj_ci_low=-0.012)]).endswith(
+        "at a matched budget \\texttt{a} beat all modules.")
+
+
 def test_replications_sentence_counts_the_verdicts_each_kept_and_names_what_is_missing(tmp_path, monkeypatch):
     from adaptive_lora import paper, report
     blocks = [(report.REPLICATIONS[0][1], [endpoint_row("attn_heavy", "better"), endpoint_row("ffn_heavy", "worse"),
@@ -1364,19 +1374,35 @@ def test_replications_sentence_names_the_replications_without_cells(tmp_path, mo
         "C (1 cell) has no arm with two paired seeds yet; A, B, and D have no cell yet.")
 
 
+def small_worse(strategy):
+    """A 'worse' endpoint row whose whole adjusted interval lies inside the equivalence margin."""
+    return dict(endpoint_row(strategy, "worse", 0.005), adj_ci_low=0.003, adj_ci_high=0.007)
+
+
 @pytest.mark.parametrize("repeated, expected", [
     ([], ""),
     ([("GSM8K", [endpoint_row("zzz", "better")])], ""),                       # no arm in common with part 1
     ([("Gemma-3-270M", [endpoint_row("a", "equivalent"), endpoint_row("b", "worse"),
                         endpoint_row("c", "better")])],
-     "Repeated with Gemma-3-270M, 2 of 3 verdicts held and \\texttt{b}'s reversed."),
+     "Repeated with Gemma-3-270M, 2 of 3 verdicts held; \\texttt{b}'s reversed."),
     # a reversal whose adjusted interval lies inside the equivalence margin says so
     ([("Gemma-3-270M", [dict(endpoint_row("b", "worse", 0.005), adj_ci_low=0.003, adj_ci_high=0.007)])],
-     "Repeated with Gemma-3-270M, 0 of 1 verdicts held and \\texttt{b}'s reversed, by less than the margin."),
+     "Repeated with Gemma-3-270M, 0 of 1 verdicts held; \\texttt{b}'s reversed, by less than the margin."),
+    # counts in the names' order; a reversal named with the replications it occurred in
     ([("GSM8K", [endpoint_row("a", "worse"), endpoint_row("c", "better")]),
       ("Gemma-3-270M", [endpoint_row("b", "worse"), endpoint_row("d", "worse")])],
-     "Repeated with GSM8K, 1 of 2 verdicts held; with Gemma-3-270M, 0 of 2 held and \\texttt{b}'s and "
-     "\\texttt{d}'s reversed."),
+     "Repeated with GSM8K and Gemma-3-270M, 1 of 2 and 0 of 2 verdicts held; \\texttt{b}'s and \\texttt{d}'s "
+     "reversed with Gemma-3-270M."),
+    # the same reversal in every replication is said once
+    ([("GSM8K (interim)", [endpoint_row("a", "equivalent"), small_worse("b")]),
+      ("Gemma-3-270M", [endpoint_row("c", "better"), small_worse("b")])],
+     "Repeated with GSM8K (interim) and Gemma-3-270M, 1 of 2 and 1 of 2 verdicts held; \\texttt{b}'s reversed in "
+     "both, by less than the margin."),
+    ([("500 steps", [endpoint_row("a", "equivalent")]), ("GSM8K", [small_worse("b")]),
+      ("Gemma-3-270M", [small_worse("b"), endpoint_row("c", "worse")])],
+     "Repeated with 500 steps, GSM8K, and Gemma-3-270M, 1 of 1, 0 of 1, and 0 of 2 verdicts held; \\texttt{b}'s "
+     "reversed with GSM8K, by less than the margin; \\texttt{b}'s (by less than the margin) and \\texttt{c}'s "
+     "reversed with Gemma-3-270M."),
 ])
 def test_replication_abstract_counts_kept_and_reversed_verdicts(repeated, expected):
     from adaptive_lora import paper
