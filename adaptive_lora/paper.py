@@ -788,6 +788,18 @@ def pending(exp: str, results: list[dict], grids: Path = ROOT / "experiments") -
     return any(c.run_id not in done for g in sorted(grids.glob(f"{exp}*.yaml")) for c in grid_cells(g))
 
 
+def running_status(exps: dict[str, list[dict]], grids: Path = ROOT / "experiments") -> str:
+    """The introduction's clause on the replications still running (``pending``), e.g. "; replication~A is still
+    running and is reported as far as it has landed"; "" once every replication's grid has landed."""
+    from .report import REPLICATIONS
+    running = [label.split(":")[0] for exp, label in REPLICATIONS[1:] if pending(exp, exps.get(exp, []), grids)]
+    if not running:
+        return ""
+    one = len(running) == 1
+    return (f"; replication{'' if one else 's'}~{join_words(running)} {'is' if one else 'are'} still running and "
+            f"{'is' if one else 'are'} reported as far as {'it has' if one else 'they have'} landed")
+
+
 def stages_status(done: set[str], grids: dict[str, list]) -> str:
     """Progress of the stages after stage 1 (``grids``: {name in the text: its cells}, empty lists for grids not
     written yet): the complete ones named with their cell count, the others with committed of planned cells."""
@@ -968,7 +980,7 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     return {"ReplicationSentence": sentence, "ReplicationConclusion": conclusion,
             "PlacementContrast": placement_contrast(part1, blocks.get(dict(REPLICATIONS)["replication_prior"], []),
                                                     {c.strategy for c in grid_cells(MAIN_GRID)}),
-            "ReplicationAbstract": replication_abstract(part1, repeated)}
+            "ReplicationAbstract": replication_abstract(part1, repeated), "ReplicationRunning": running_status(exps)}
 
 
 def placement_contrast(part1: list[dict], prior: list[dict], tuned: set[str] = frozenset()) -> str:

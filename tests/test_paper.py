@@ -1501,6 +1501,20 @@ def test_pending_reads_the_experiments_grids(tmp_path):
     assert not paper.pending("replication_other", [], tmp_path)        # no grid: nothing planned
 
 
+def test_running_status_names_the_replications_with_cells_to_land(tmp_path):
+    from adaptive_lora import paper
+    from adaptive_lora.sweep import cells, load_grid
+    for name in ("replication_gemma_r8.yaml", "replication_long_r8.yaml"):
+        shutil.copy(paper.ROOT / "experiments" / name, tmp_path / name)
+    ids = {e: [{"run_id": c.run_id} for c in cells(load_grid(tmp_path / f"{e}_r8.yaml"))]
+           for e in ("replication_gemma", "replication_long")}
+    assert paper.running_status(ids, tmp_path) == ""
+    assert paper.running_status(dict(ids, replication_long=ids["replication_long"][:-1]), tmp_path) == (
+        "; replication~A is still running and is reported as far as it has landed")
+    assert paper.running_status({}, tmp_path) == (
+        "; replications~A and C are still running and are reported as far as they have landed")
+
+
 def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
     from adaptive_lora import paper
     gemma = [dict(r, config=dict(r["config"], model="gemma3-270m")) for r in v2_cells()
