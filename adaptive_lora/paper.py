@@ -874,13 +874,14 @@ def main_endpoint_sentence(primary: list[dict]) -> str:
 
 def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
     """Of part 1's verdicts on the arms a replication repeats, how many it kept: ("kept 1 of 3 (a) and reversed b
-    (worse in part 1); c was inconclusive (part 1: equivalent)"; ``names=False`` leaves out the arms' names and the
-    other changes. Kept: the same verdict, inconclusive included; reversed: better <-> worse. "" if the two share no
+    (worse in part 1); c was inconclusive (part 1: equivalent)"; a detected difference inside the margin says so;
+    ``names=False`` leaves out the arms' names and the other changes. Kept: the same verdict, inconclusive included; reversed: better <-> worse. "" if the two share no
     arm."""
     kept, flipped, other = compare_verdicts(part1, rows)
     if not kept + flipped + other:
         return ""
-    changed = [f"{tt(s)} was {short_verdict(r['verdict'])} (part~1: {short_verdict(a)})" for s, a, r in other]
+    changed = [f"{tt(s)} was {short_verdict(r['verdict'])}" + (" by less than the margin" if negligible_row(r) else "")
+               + f" (part~1: {short_verdict(a)})" for s, a, r in other]
     return f"kept {len(kept)} of {len(kept + flipped + other)}" + \
         (f" ({join_words([tt(s) for s in kept])})" if kept and names else "") + \
         (f" and reversed {join_words([reversal(s, a, r) for s, a, r in flipped])}" if flipped else "") + \

@@ -1290,6 +1290,8 @@ def test_agreement_says_when_a_reversal_is_smaller_than_the_margin():
         "kept 0 of 1 and reversed \\texttt{a} (better in part~1; now worse by less than the margin)")
     assert paper.agreement([endpoint_row("a", "better")], [dict(small, adj_ci_high=0.012)]) == (
         "kept 0 of 1 and reversed \\texttt{a} (better in part~1)")
+    assert paper.agreement([endpoint_row("a", "equivalent")], [small]) == (
+        "kept 0 of 1; \\texttt{a} was worse by less than the margin (part~1: equivalent)")
 
 
 @pytest.mark.parametrize("natural, matched, expected", [
