@@ -789,10 +789,12 @@ def pending(exp: str, results: list[dict], grids: Path = ROOT / "experiments") -
 
 
 def running_status(exps: dict[str, list[dict]], grids: Path = ROOT / "experiments") -> str:
-    """The introduction's clause on the replications still running (``pending``), e.g. "; replication~A is still
-    running and is reported as far as it has landed"; "" once every replication's grid has landed."""
+    """The introduction's clause on the replications still running (``pending``), e.g. "; replication~A (500 steps)
+    is still running and is reported as far as it has landed" (named as well as lettered: the letters are defined
+    later); "" once every replication's grid has landed."""
     from .report import REPLICATIONS
-    running = [label.split(":")[0] for exp, label in REPLICATIONS[1:] if pending(exp, exps.get(exp, []), grids)]
+    running = [label.replace(": ", " (", 1) + ")" for exp, label in REPLICATIONS[1:]
+               if pending(exp, exps.get(exp, []), grids)]
     if not running:
         return ""
     one = len(running) == 1
@@ -1182,7 +1184,8 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
         verb = "gains" if contrast["verdict"] == "better" else "loses"
         out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} only "
                    f"{tex_num(abs(contrast['diff_mean']))} nats over its initialisation alone "
-                   f"({tt(contrast['reference'])}; a contrast added after an interim look; detectable, but inside the margin)"
+                   f"({tt(contrast['reference'])}), detectable but inside the margin (a contrast added after an interim "
+                   "look)"
                    + (f": {share * 100:.0f}\\,\\% of its {effect_word(primary, contrast['strategy'])} comes from the "
                       "initialisation." if share is not None else "."))
     flips = lr_flips(primary, secondary)
@@ -1568,8 +1571,8 @@ def prior_conclusion(rows: list[dict], words: dict[str, str] | None = None) -> s
     lost = all(r["verdict"] == "worse" for r in natural)
     won = [((words or {}).get(r["strategy"]) or tt(r["strategy"]))
            + (" (by less than the margin)" if negligible_row(r) else "") for r in matched if r["verdict"] == "better"]
-    first = (f"In its own setting{' (replication~D)' * (words is None)}, its conclusion that adapting all modules "
-             "beats adapting a subset of them "
+    first = (f"In its setting{' (replication~D)' * (words is None)}, on SmolLM2, its conclusion that adapting "
+             "all modules beats adapting a subset of them "
              + ("holds at the subsets' natural, smaller budgets" if lost else "does not hold even at the natural budgets"))
     if won:
         return first + f"{', but' if lost else ';'} at a matched budget {join_words(won)} beat all modules."

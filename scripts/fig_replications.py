@@ -6,7 +6,8 @@ setting at the matched budget on the 500 held-out examples), side by side within
 uniform rank (test loss, nats; in D, to all modules at r16), unadjusted 95 % interval (thick) and the Holm step-down interval over that
 experiment's own family (thin); a filled point where the adjusted interval excludes zero (the verdict), a dashed
 line at zero, dotted lines at the equivalence margin (``stats.EQUIVALENCE_MARGIN``); the legend gives each
-experiment's paired seeds. Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
+experiment's paired seeds. D's placements get rows of their own, marked "(D)", since their reference differs.
+Part 1's other strategies are in the main forest figure. Skipped while no replication has a strategy
 with two seed pairs.
 
 python scripts/fig_replications.py [--out paper/figures] -> <out>/replications.{pdf,png}
@@ -40,7 +41,10 @@ def legend_label(label: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     a = parse_args(__doc__.split("\n")[0], argv, default_exp="main")
     blocks = replication_effects({exp: load_results(exp) for exp, _ in REPLICATIONS})
-    part1 = REPLICATIONS[0][1]
+    part1, prior = REPLICATIONS[0][1], dict(REPLICATIONS)["replication_prior"]
+    # D compares with all modules, not uniform rank: its own rows, so that no row sets two references side by side
+    blocks = [(label, [dict(r, strategy=f"{r['strategy']} (D)") for r in rows] if label == prior else rows)
+              for label, rows in blocks]
     replicated = list(dict.fromkeys(r["strategy"] for label, rows in blocks if label != part1 for r in rows))
     if not replicated:
         for ext in ("pdf", "png"):

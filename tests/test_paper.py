@@ -1234,7 +1234,8 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
     assert paper.abstract_findings(primary + [endpoint_row("eva[rho1]", "better", -0.0196, lr=3e-4)], [], small) == (
         "\\texttt{eva}'s rank redistribution gains only 0.0004 nats over its initialisation alone "
-        "(\\texttt{eva[rho1]}; a contrast added after an interim look; detectable, but inside the margin): 94\\,\\% of its gain comes from the initialisation.")
+        "(\\texttt{eva[rho1]}), detectable but inside the margin (a contrast added after an interim look): "
+        "94\\,\\% of its gain comes from the initialisation.")
     # an interval reaching beyond the margin is no "negligible" difference: no sentence
     assert paper.abstract_findings(primary, [], dict(small, ci_low=-0.012)) == ""
 
@@ -1307,7 +1308,7 @@ def test_prior_conclusion_reads_the_budget_effect(natural, matched, expected):
         [prior_row(s, "matched", v, 0.01) for s, v in matched.items()] + \
         [prior_row("a", "matched", "better", -1.0, endpoint="eval_loss")]    # the prior 20: not read
     text = paper.prior_conclusion(rows)
-    assert text == ("" if expected is None else "In its own setting (replication~D), its conclusion that adapting "
+    assert text == ("" if expected is None else "In its setting (replication~D), on SmolLM2, its conclusion that adapting "
                     "all modules beats adapting a subset of them " + expected)
     described = paper.prior_conclusion(rows, {"a": "placement A"})
     assert described == text.replace("\\texttt{a}", "placement A").replace(" (replication~D)", "")
@@ -1512,9 +1513,10 @@ def test_running_status_names_the_replications_with_cells_to_land(tmp_path):
            for e in ("replication_gemma", "replication_long")}
     assert paper.running_status(ids, tmp_path) == ""
     assert paper.running_status(dict(ids, replication_long=ids["replication_long"][:-1]), tmp_path) == (
-        "; replication~A is still running and is reported as far as it has landed")
+        "; replication~A (500 steps) is still running and is reported as far as it has landed")
     assert paper.running_status({}, tmp_path) == (
-        "; replications~A and C are still running and are reported as far as they have landed")
+        "; replications~A (500 steps) and C (Gemma-3-270M) are still running and are reported as far as they have "
+        "landed")
 
 
 def test_replication_lr_appendix_reports_each_replications_own_dev_selection():
