@@ -1232,21 +1232,29 @@ def allocation_finding(primary: list[dict]) -> str:
 
 def transfer_finding(rows: list[dict]) -> str:
     """The primary comparison on the transfer set (``report.TRANSFER`` rows with two or more pairs): its verdicts,
-    and the mean difference of the arms trained below uniform's learning rate against the others (a description:
-    a lower learning rate moves the weights less, whatever the allocation)."""
+    and the mean difference of the arms trained below, at and above uniform's learning rate (a description: a lower
+    learning rate moves the weights less, whatever the allocation; said only when those below it lose less than
+    those at it, and those above it no less)."""
     rows = [r for r in rows if r["n_pairs"] >= 2]
     if not rows:
         return ""
     low = [r for r in rows if r["lr"] < r["ref_lr"]]
-    rest = [r for r in rows if r["lr"] >= r["ref_lr"]]
+    same = [r for r in rows if r["lr"] == r["ref_lr"]]
+    high = [r for r in rows if r["lr"] > r["ref_lr"]]
     text = (f"On the \\MainTransferExamples{{}} GSM8K test examples (transfer, a secondary metric; the transfer rows "
             f"of Table~\\ref{{tab:main-secondary}}), each arm at its own learning rate, {verdict_clause(rows)}.")
-    if low and rest:
-        lo, hi = mean([r["diff_mean"] for r in low]), mean([r["diff_mean"] for r in rest])
+    if low and same:
+        lo, mid = mean([r["diff_mean"] for r in low]), mean([r["diff_mean"] for r in same])
+        hi = mean([r["diff_mean"] for r in high]) if high else None
+        # the reading "a lower lr moves the weights less" holds only if the arms above uniform's lr do not lose as
+        # little as those below it
+        reads = lo < mid and (hi is None or hi >= mid)
         text += (f" The arms trained below uniform's learning rate ({join_words([tt(r['strategy']) for r in low])}) "
-                 f"differ from it by {tex_signed(lo)} nats on average, the others by {tex_signed(hi)} (means, not a "
-                 "planned test)" + ("; a lower learning rate moves the weights less, so these differences may be the "
-                                    "learning rate's more than the allocation's." if lo < hi else "."))
+                 f"differ from it by {tex_signed(lo)} nats on average, those at its rate by {tex_signed(mid)}"
+                 + (f", and {join_words([tt(r['strategy']) for r in high])}, above it, by {tex_signed(hi)}"
+                    if high else "") + " (means, not a planned test)"
+                 + ("; a lower learning rate moves the weights less, so these differences may be the learning "
+                    "rate's more than the allocation's." if reads else "."))
     return text
 
 

@@ -1250,11 +1250,15 @@ def test_transfer_finding_compares_arms_below_uniforms_learning_rate_with_the_re
         "On the \\MainTransferExamples{} GSM8K test examples (transfer, a secondary metric; the transfer rows of "
         "Table~\\ref{tab:main-secondary}), each arm at its own learning rate, \\texttt{b} lost to uniform rank; \\texttt{a} and "
         "\\texttt{c} were inconclusive (no detectable difference, not shown equivalent). The arms trained below "
-        "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, the others by $+0.0100$ "
-        "(means, not a planned test); a lower learning rate moves the weights less, so these differences may be the "
-        "learning rate's more than the allocation's.")
+        "uniform's learning rate (\\texttt{a}) differ from it by $-0.0600$ nats on average, those at its rate by "
+        "$+0.0100$ (means, not a planned test); a lower learning rate moves the weights less, so these differences may "
+        "be the learning rate's more than the allocation's.")
     flipped = [dict(rows[0], diff_mean=0.06)] + rows[1:]     # the lower-lr arm lost more: no such reading
-    assert paper.transfer_finding(flipped).endswith("the others by $+0.0100$ (means, not a planned test).")
+    assert paper.transfer_finding(flipped).endswith("those at its rate by $+0.0100$ (means, not a planned test).")
+    # an arm above uniform's lr that loses as little as those below: the lr reading is not offered
+    above = rows + [endpoint_row("e", "better", -0.05, lr=1e-2, endpoint="transfer loss")]
+    assert paper.transfer_finding(above).endswith(
+        "those at its rate by $+0.0100$, and \\texttt{e}, above it, by $-0.0500$ (means, not a planned test).")
     assert paper.transfer_finding(rows[3:]) == ""
 
 
