@@ -804,10 +804,13 @@ def running_status(exps: dict[str, list[dict]], grids: Path = ROOT / "experiment
 
 def stages_status(done: set[str], grids: dict[str, list]) -> str:
     """Progress of the stages after stage 1 (``grids``: {name in the text: its cells}, empty lists for grids not
-    written yet): the complete ones named with their cell count, the others with committed of planned cells."""
+    written yet): the complete ones named with their cell count, the others with committed of planned cells; once
+    more than two are all complete, only their cell count."""
     grids = {name: cs for name, cs in grids.items() if cs}
     full = [name for name, cs in grids.items() if all(c.run_id in done for c in cs)]
     n_full = sum(len(grids[name]) for name in full)
+    if len(full) == len(grids) > 2:     # all done: the Design paragraph names them (the page has no room for a list)
+        return f"Every later grid is complete ({n_full} cells)."
     parts = ([f"{join_words(full)} {'is' if len(full) == 1 else 'are'} complete ({n_full} cells)"] if full else []) + \
         [f"{name} has {sum(c.run_id in done for c in cs)} of its {len(cs)} cells committed"
          for name, cs in grids.items() if name not in full]
@@ -1312,26 +1315,26 @@ def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
 
 def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
     """Arms whose verdict changes when they run at uniform's learning rate instead of their own (primary against
-    secondary endpoint, same seeds): the step-size confound in the test loss; "the opposite" only for a reversal
-    (better <-> worse), not for a change to or from inconclusive or equivalent."""
+    secondary endpoint, same seeds): the step-size confound in the test loss; "reversed" only for better <-> worse,
+    not for a change to or from inconclusive or equivalent."""
     flips = lr_flips(primary, secondary)
     if not flips:
         return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no "
                 "arm's verdict changes.") if secondary_rows(secondary) else ""
     ref_lrs = {b["lr"] for _, b in flips}   # uniform's: one lr, said once (the text must fit the page)
+    def reversal(a: dict, b: dict) -> str:     # better <-> worse: said in place (a sentence would not fit the page)
+        return ", reversed" if {a["verdict"], b["verdict"]} == {"better", "worse"} else ""
+
     parts = [f"{tt(a['strategy'])} from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}, "
-             f"{fmt_lr(a['lr'])}) to {tex_signed(b['diff_mean'])} ({short_verdict(b['verdict'])}"
+             f"{fmt_lr(a['lr'])}) to {tex_signed(b['diff_mean'])} ({short_verdict(b['verdict'])}{reversal(a, b)}"
              + (")" if len(ref_lrs) == 1 else f", {fmt_lr(b['lr'])})") for a, b in flips]
-    reversed_ = [tt(a["strategy"]) for a, b in flips if {a["verdict"], b["verdict"]} == {"better", "worse"}]
-    tail = (f" For {join_words(reversed_)}, a comparison at uniform's learning rate alone would have reported the "
-            "opposite." if reversed_ else "")
     seeds = {len(b["seeds"]) for _, b in flips if b.get("seeds")}    # said once when one count
     return (f"The learning rate alone changes {'verdicts' if len(flips) > 1 else 'a verdict'}"
             " (secondary endpoint, Table~\\ref{tab:main-secondary}; each "
             "arm at its own learning rate, then at uniform's"
             + (f", {fmt_lr(next(iter(ref_lrs)))}" if len(ref_lrs) == 1 else "")
             + (f", over the same {next(iter(seeds))} seeds" if len(seeds) == 1 else "") + "): "
-            + "; ".join(parts) + "." + tail)
+            + "; ".join(parts) + ".")
 
 
 def margin_span(frontier: list[tuple[float, float]], main_params: list[float], falls: bool = True) -> str:
@@ -1595,14 +1598,16 @@ def prior_replication(ctx: Inputs) -> Section:
     from .report import prior_setting
     rows = [r for r in prior_setting(ctx.exps.get("replication_prior", [])) if r["n_pairs"] >= 2]
     tex = HEADER.format(src="results/replication_prior/")
+    lrs = sorted({r["config"]["lr"] for r in ctx.exps.get("replication_prior", []) if "eval_loss" in r})
+    rate = f" ({writers.fmt_lr(lrs[0])})" if len(lrs) == 1 else ""     # its one learning rate, as its cells ran
     if not rows:
-        return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet.",
+        return {"PriorReplicationSentence": "No comparison of it has two paired seeds yet.", "PriorRate": rate,
                 "PriorConclusionSentence": "", "PriorAbstractSentence": ""}, {
             "prior_setting_table.tex": tex + "% no replication-D comparison with two seeds yet\n"}
     tex += writers.table_latex(writers.prior_setting_table(rows))
     return {"PriorReplicationSentence": prior_finding(rows) + " Table~\\ref{tab:prior-setting} gives every comparison, "
             "on the prior 20 examples too.", "PriorConclusionSentence": prior_conclusion(rows),
-            "PriorAbstractSentence": prior_conclusion(rows, PLACEMENT_WORDS)}, {
+            "PriorAbstractSentence": prior_conclusion(rows, PLACEMENT_WORDS), "PriorRate": rate}, {
         "prior_setting_table.tex": tex}
 
 

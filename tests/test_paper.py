@@ -945,6 +945,8 @@ def test_stages_status_names_complete_stages_and_counts_the_others(tmp_path, don
     assert len(ids) == len(done)
     assert paper.stages_status(ids, grids) == expected
     assert paper.stages_status(ids, {"c": []}) == ""
+    if len(done) == 7:      # every grid complete, more than two of them: the count alone
+        assert paper.stages_status(ids, dict(grids, d=grids["b"])) == "Every later grid is complete (8 cells)."
 
 
 # ------------------------------------------------------------------ layout once the whole main grid has landed
@@ -1079,6 +1081,7 @@ def test_full_main_grid_fits_the_page_limit_and_builds_cleanly(built_full_grid):
     assert "\\texttt{attention\\_cproj} & 2{,}856{,}960 & 5 &" in prior and "natural budgets, 500 held-out" in prior
     said = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["PriorReplicationSentence"]
     assert "at their natural budgets" in said and "the order agrees" in said
+    assert numbers.read_macros((d / "generated" / "numbers.tex").read_text())["PriorRate"] == " ($2 \\times 10^{-4}$)"
     frontier = numbers.read_macros((d / "generated" / "numbers.tex").read_text())["MainFrontierSentence"]
     assert frontier.startswith("Over the 6 budgets with 2 or more seeds, uniform rank's test loss goes from")
     assert "$\\times$" in frontier and "fig:frontier" in pages     # a multiplier read off it; the figure is placed
@@ -1166,9 +1169,8 @@ def test_lr_finding_names_the_arms_whose_verdict_the_learning_rate_changes():
     assert paper.lr_finding(primary, secondary) == (
         "The learning rate alone changes a verdict (secondary endpoint, Table~\\ref{tab:main-secondary}; each arm at its "
         "own learning rate, then at uniform's, $3 \\times 10^{-3}$): \\texttt{eva} from $-0.0209$ (better, "
-        "$3 \\times 10^{-4}$) to $+0.0633$ (worse). For \\texttt{eva}, a comparison at uniform's learning rate alone "
-        "would have reported the opposite.")
-    # worse -> inconclusive is a change but no reversal: named, without "the opposite"
+        "$3 \\times 10^{-4}$) to $+0.0633$ (worse, reversed).")
+    # worse -> inconclusive is a change but no reversal: named, without "reversed"
     ada = [endpoint_row("adalora", "worse", 0.0112, lr=1e-2)], [endpoint_row("adalora", "no detectable difference",
                                                                                0.0212, endpoint="secondary")]
     assert paper.lr_finding(*ada) == (
