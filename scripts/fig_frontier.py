@@ -88,7 +88,8 @@ def main(argv=None) -> int:
             left.errorbar([x], [p["mean"]], yerr=err, fmt="o", color=col[name], mfc=col[name] if filled else "white",
                           ms=4, capsize=2.5, lw=1.0)
         left.plot([], [], "o", color=col[name], label=name)
-    left.plot([], [], "o", color="k", mfc="white", label=f"hollow: n < {FRONTIER_MIN_SEEDS} seeds")
+    if any(p["n"] < FRONTIER_MIN_SEEDS for ps in pts.values() for p in ps):     # named only when one is drawn
+        left.plot([], [], "o", color="k", mfc="white", label=f"hollow: n < {FRONTIER_MIN_SEEDS} seeds")
     left.set_xscale("log")
     ranks = pts[REFERENCE]
     left.set_xticks([p["params"] / 1e6 for p in ranks], [f"{p['params'] / 1e6:.2g}\n{p['budget']}" for p in ranks])

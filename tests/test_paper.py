@@ -736,13 +736,18 @@ def test_frontier_figure_draws_uniforms_frontier_and_the_differences_by_budget(t
         (main / f"{r['run_id']}.json").write_text(json.dumps(r))
     figs = []
     monkeypatch.setattr(fig_frontier, "save", lambda fig, o, stem: figs.append((fig, stem)))
+    one = frontier_cells(budgets=(16,), seeds=1)[0]      # uniform at r16, one seed: drawn hollow, and named
+    (main / "one.json").write_text(json.dumps(one))
+    assert fig_frontier.main(["--out", str(out)]) == 0
+    assert figs.pop()[0].legends[0].get_texts()[-1].get_text() == "hollow: n < 2 seeds"
+    (main / "one.json").unlink()
     assert fig_frontier.main(["--out", str(out)]) == 0 and [s for _, s in figs] == ["frontier"]
     fig = figs[0][0]
     assert round(fig.get_size_inches()[0], 3) == _plotting.WIDTH and _plotting.small_texts(fig) == []
     left, right = fig.axes
     # the legend sits below the panels (wide two-seed intervals would cross it inside an axes)
     assert left.get_legend() is None
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["uniform", "attn_heavy", "hollow: n < 2 seeds"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["uniform", "attn_heavy"]    # no hollow point
     assert [t.get_text() for t in left.get_xticklabels()] == ["0.6\nr2", "2.4\nr8", "9.6\nr32"]
     line = [ln for ln in left.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 3]
     assert len(line) == 1 and list(line[0].get_ydata()) == pytest.approx([1.9 - 0.03 * k + 0.001 for k in (1, 3, 5)])
