@@ -912,7 +912,7 @@ def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, l
             if a == b:
                 kept.append(s)
             else:
-                (flipped if {a, b} == {"better", "worse"} else other).append((s, a, r))
+                (flipped if opposite(a, b) else other).append((s, a, r))
     return kept, flipped, other
 
 
@@ -996,7 +996,7 @@ def placement_contrast(part1: list[dict], prior: list[dict], tuned: set[str] = f
     ``tuned``: part 1's arms stage 1 sweeps (the strategies of MAIN_GRID); D tunes none."""
     word = {"better": "beat", "worse": "lost to"}
     d = {r["strategy"]: r["verdict"] for r in prior}
-    flipped = [r for r in part1 if {r["verdict"], d.get(r["strategy"])} == {"better", "worse"}]
+    flipped = [r for r in part1 if opposite(r["verdict"], d.get(r["strategy"]))]
     if not flipped:
         return ""
     untuned = all(r["strategy"] not in tuned for r in flipped)
@@ -1096,8 +1096,7 @@ def verdict_clause(primary: list[dict], reference: str = "uniform rank", counted
     arXiv length limit). A winner or loser whose whole adjusted interval lies inside the equivalence
     margin is marked: detected, but smaller than the plan's margin (better / worse take precedence, amendment 2)."""
     def named(v: str) -> list[str]:
-        return [tt(r["strategy"]) + (" (by less than the margin)" if negligible_row(r) else "")
-                for r in primary if r["verdict"] == v]
+        return [marked(tt(r["strategy"]), r) for r in primary if r["verdict"] == v]
 
     def were_(v: str, names: list[str]) -> str:
         return f"{len(names)} {'was' if len(names) == 1 else 'were'}" if v in counted else were(names)
@@ -1286,6 +1285,16 @@ def negligible_row(row: dict) -> bool:
     return negligible(row["verdict"], row.get("adj_ci_low"), row.get("adj_ci_high"))
 
 
+def marked(name: str, row: dict) -> str:
+    """``name`` with ' (by less than the margin)' when ``row``'s verdict is ``negligible_row``."""
+    return name + (" (by less than the margin)" if negligible_row(row) else "")
+
+
+def opposite(a: str | None, b: str | None) -> bool:
+    """Whether two verdicts are better and worse (a reversal), in either order."""
+    return {a, b} == {"better", "worse"}
+
+
 def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
     """EVA's planned contrast (``stats.arm_contrast`` of ``stats.INIT_CONTRAST``): does its rank redistribution add
     anything to its initialisation? Empty without two seed pairs. A detected difference inside the margin is read
@@ -1322,11 +1331,9 @@ def lr_finding(primary: list[dict], secondary: list[dict]) -> str:
         return ("Run at uniform's learning rate instead (the secondary endpoint, Table~\\ref{tab:main-secondary}), no "
                 "arm's verdict changes.") if secondary_rows(secondary) else ""
     ref_lrs = {b["lr"] for _, b in flips}   # uniform's: one lr, said once (the text must fit the page)
-    def reversal(a: dict, b: dict) -> str:     # better <-> worse: said in place (a sentence would not fit the page)
-        return ", reversed" if {a["verdict"], b["verdict"]} == {"better", "worse"} else ""
-
     parts = [f"{tt(a['strategy'])} from {tex_signed(a['diff_mean'])} ({short_verdict(a['verdict'])}, "
-             f"{fmt_lr(a['lr'])}) to {tex_signed(b['diff_mean'])} ({short_verdict(b['verdict'])}{reversal(a, b)}"
+             f"{fmt_lr(a['lr'])}) to {tex_signed(b['diff_mean'])} ({short_verdict(b['verdict'])}"
+             + (", reversed" if opposite(a["verdict"], b["verdict"]) else "")   # in place: no room for a sentence
              + (")" if len(ref_lrs) == 1 else f", {fmt_lr(b['lr'])})") for a, b in flips]
     seeds = {len(b["seeds"]) for _, b in flips if b.get("seeds")}    # said once when one count
     return (f"The learning rate alone changes {'verdicts' if len(flips) > 1 else 'a verdict'}"
@@ -1580,8 +1587,7 @@ def prior_conclusion(rows: list[dict], words: dict[str, str] | None = None) -> s
     if not natural or not matched:
         return ""
     lost = all(r["verdict"] == "worse" for r in natural)
-    won = [((words or {}).get(r["strategy"]) or tt(r["strategy"]))
-           + (" (by less than the margin)" if negligible_row(r) else "") for r in matched if r["verdict"] == "better"]
+    won = [marked((words or {}).get(r["strategy"]) or tt(r["strategy"]), r) for r in matched if r["verdict"] == "better"]
     first = (f"In its setting{' (replication~D)' * (words is None)}, on SmolLM2, its conclusion that adapting "
              "all modules beats adapting a subset of them "
              + ("holds at the subsets' natural, smaller budgets" if lost else "does not hold even at the natural budgets"))
