@@ -877,27 +877,44 @@ def main_endpoint_sentence(primary: list[dict]) -> str:
             "Appendix~\\ref{app:main-robustness}) give: " + "; ".join(parts) + ".")
 
 
-def agreement(part1: list[dict], rows: list[dict], names: bool = True) -> str:
+def agreement(part1: list[dict], rows: list[dict], names: bool = True, swept: frozenset[str] = frozenset()) -> str:
     """Of part 1's verdicts on the arms a replication repeats, how many it kept: ("kept 1 of 3 (a) and reversed b
     (worse in part 1); c was inconclusive (part 1: equivalent)"; a detected difference inside the margin says so;
-    ``names=False`` leaves out the arms' names and the other changes. Kept: the same verdict, inconclusive included; reversed: better <-> worse. "" if the two share no
-    arm."""
+    ``names=False`` leaves out the arms' names and the other changes. Kept: the same verdict, inconclusive included;
+    reversed: better <-> worse. A changed arm not in ``swept`` (the arms the replication re-tuned) whose lr stands
+    in another ratio to uniform's than in part 1 says so (``lr_shift``): the change may be the lr's. "" if the two
+    share no arm."""
     kept, flipped, other = compare_verdicts(part1, rows)
     if not kept + flipped + other:
         return ""
+    first = {r["strategy"]: r for r in part1}
+
+    def shift(s: str, r: dict) -> str:
+        return "" if s in swept else lr_shift(first[s], r)
     changed = [f"{tt(s)} was {short_verdict(r['verdict'])}" + (" by less than the margin" if negligible_row(r) else "")
-               + f" (part~1: {short_verdict(a)})" for s, a, r in other]
+               + f" (part~1: {short_verdict(a)}{shift(s, r)})" for s, a, r in other]
     return f"kept {len(kept)} of {len(kept + flipped + other)}" + \
         (f" ({join_words([tt(s) for s in kept])})" if kept and names else "") + \
-        (f" and reversed {join_words([reversal(s, a, r) for s, a, r in flipped])}" if flipped else "") + \
+        (f" and reversed {join_words([reversal(s, a, r, shift(s, r)) for s, a, r in flipped])}" if flipped else "") + \
         (f"; {join_words(changed)}" if other and names else "")
 
 
-def reversal(strategy: str, first: str, row: dict) -> str:
+def lr_shift(first: dict, row: dict) -> str:
+    r"""'; not re-tuned: $3\times$ uniform's learning rate, in part~1 $1\times$' when an arm's lr over its
+    reference's (``lr / ref_lr`` of two endpoint rows: part 1's, the replication's) differs between the two (by more
+    than 2 %, rounding of 1/3); "" otherwise, or without a reference lr."""
+    if not first.get("ref_lr") or not row.get("ref_lr"):
+        return ""
+    a, b = first["lr"] / first["ref_lr"], row["lr"] / row["ref_lr"]
+    return "" if math.isclose(a, b, rel_tol=0.02) else \
+        f"; not re-tuned: ${b:.2g}\\times$ uniform's learning rate, in part~1 ${a:.2g}\\times$"
+
+
+def reversal(strategy: str, first: str, row: dict, note: str = "") -> str:
     """'\\texttt{eva} (better in part~1)', adding '; now worse by less than the margin' when the replication's
-    whole adjusted interval lies inside the equivalence margin (detected, but small)."""
+    whole adjusted interval lies inside the equivalence margin (detected, but small), then ``note``."""
     return (f"{tt(strategy)} ({short_verdict(first)} in part~1"
-            + (f"; now {row['verdict']} by less than the margin" if negligible_row(row) else "") + ")")
+            + (f"; now {row['verdict']} by less than the margin" if negligible_row(row) else "") + note + ")")
 
 
 def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, list]:
@@ -953,7 +970,8 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     blocks = dict(replication_effects(exps))
     part1 = blocks.get(REPLICATIONS[0][1], [])
     said, short, waiting, empty, prior, repeated = [], [], [], [], "", []
-    selecting = {s["letter"] for s in replication_lr_rows(exps)}    # has an lr appendix row
+    lr_rows = replication_lr_rows(exps)
+    selecting = {s["letter"] for s in lr_rows}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
         letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
         if (rows := blocks.get(label)) and exp == "replication_prior":
@@ -961,7 +979,8 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
             prior = (f"In {letter} ({pairs_range(rows)} paired seeds, matched budget), "
                      f"{verdict_clause(rows, 'all modules')}.")
         elif rows:
-            text, brief = agreement(part1, rows), agreement(part1, rows, names=False)
+            swept = frozenset(s["strategy"] for s in lr_rows if s["letter"] == letter)
+            text, brief = agreement(part1, rows, swept=swept), agreement(part1, rows, names=False, swept=swept)
             interim = pending(exp, exps.get(exp, []))     # cells still to land: the verdicts may change
             repeated.append((label.split(": ", 1)[1] + " (interim)" * interim, rows))
             said.append(f"{letter} ({pairs_range(rows)} paired seeds{', interim' * interim}) "
@@ -1057,6 +1076,40 @@ def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
         out += [dict(s, letter=letter, replication=f"{letter} ({what})")
                 for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
     return out
+
+
+def replication_fixed_lrs(exps: dict[str, list[dict]]) -> str:
+    """The appendix sentence on the arms of replications A-C run at one lr only (not swept on the replication's dev
+    split, seed 0), with where that lr comes from: "The arms not swept run at one rate: in A, ffn_heavy at 3e-3
+    (part 1's); in C, attn_heavy and ffn_heavy at 3e-4 (uniform's)." "" when every arm was swept."""
+    from .report import REPLICATIONS
+    sel = stats.lr_selection([r for r in exps.get("main", []) if "eval_loss" in r])
+    part1 = {s["strategy"]: s["lr"] for s in sel if s["budget"] == MAIN_BUDGET}
+    out = []
+    for exp, label in REPLICATIONS[1:]:
+        if exp == "replication_prior":      # D runs the prior study's one lr by design (its own sentence)
+            continue
+        rows = [s for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r])
+                if s["budget"] == MAIN_BUDGET and s["curve"]]
+        uni = next((s["lr"] for s in rows if s["strategy"] == REFERENCE), None)
+        fixed: dict[str, list[tuple[str, float]]] = {}     # {whose rate: [(arm, lr)]}
+        for s in rows:
+            if s["strategy"] != REFERENCE and len(s["curve"]) == 1:
+                lr = s["curve"][0][0]
+                whose = [w for w, x in (("part~1's", part1.get(s["strategy"])), ("uniform's", uni))
+                         if x is not None and math.isclose(lr, x, rel_tol=0.02)]
+                fixed.setdefault(join_words(whose), []).append((tt(s["strategy"]), lr))
+
+        def arms(group: list[tuple[str, float]]) -> str:    # one rate said once
+            if len({lr for _, lr in group}) == 1:
+                return f"{join_words([n for n, _ in group])} at {fmt_lr(group[0][1])}"
+            return join_words([f"{n} at {fmt_lr(lr)}" for n, lr in group])
+        if fixed:
+            out.append(f"in {label.split(':')[0]}, " + ", ".join(
+                arms(group) + (f" ({whose})" if whose else "") for whose, group in fixed.items()))
+    return ("The arms not swept run at one rate: " + "; ".join(out) + ". Where such an arm's rate stands in another "
+            "ratio to uniform's than in part~1 and its verdict changed, Section~\\ref{sec:protocol-v2} says so."
+            ) if out else ""
 
 
 def replication_lr(exps: dict[str, list[dict]]) -> tuple[str, str]:
@@ -1507,6 +1560,7 @@ def main_grid(ctx: Inputs) -> Section:
     lr_chosen, lr_table = replication_lr(ctx.exps)
     header = HEADER.format(src="results/main/")
     return {**main_grid_macros(main, selection), **replications(ctx.exps), "ReplicationLrChosen": lr_chosen,
+            "ReplicationLrFixed": replication_fixed_lrs(ctx.exps),
             "MainEndpointSentence": main_endpoint_sentence(primary),
             "MainConclusionSentence": main_conclusion(primary),
             "MainMarginConclusion": margin_conclusion(frontier),

@@ -1606,3 +1606,45 @@ def test_long_finding_answers_replication_a_against_part_1(tmp_path):
     assert text in paper.replications(paper.load_experiments(results))["ReplicationSentence"]
     shutil.rmtree(results / "replication_long")
     assert paper.long_finding(paper.load_experiments(results)) == ""
+
+
+def test_replication_fixed_lrs_names_each_unswept_arm_and_whose_rate_it_is():
+    """Arms run at one lr only in a replication, grouped by where the rate comes from: part 1's selection (v2_cells:
+    attn_heavy 1e-4, ffn_heavy 3e-4), the replication's uniform (3e-4 here), both, or neither; D is left out."""
+    from adaptive_lora import paper
+    main = v2_cells()
+    uni = [r for r in main if r["config"]["strategy"] == "uniform"]      # swept: 1e-4 and 3e-4, selects 3e-4
+
+    def arm(strategy, lr, exp_model="smollm2-135m"):
+        return [dict(r, run_id=f"{r['run_id']}-x", config=dict(r["config"], model=exp_model))
+                for r in main if r["config"]["strategy"] == strategy and r["config"]["lr"] == lr]
+    long = uni + arm("attn_heavy", 1e-4) + [dict(r, config=dict(r["config"], lr=1e-3)) for r in arm("ffn_heavy", 3e-4)]
+    gemma = [dict(r, config=dict(r["config"], model="gemma3-270m")) for r in uni] + \
+        arm("attn_heavy", 3e-4, "gemma3-270m") + arm("ffn_heavy", 3e-4, "gemma3-270m")
+    assert paper.replication_fixed_lrs({"main": main, "replication_long": long, "replication_gemma": gemma,
+                                        "replication_prior": arm("attn_heavy", 3e-4)}) == (
+        "The arms not swept run at one rate: in A, \\texttt{attn\\_heavy} at $10^{-4}$ (part~1's), "
+        "\\texttt{ffn\\_heavy} at $10^{-3}$; in C, \\texttt{attn\\_heavy} at $3 \\times 10^{-4}$ (uniform's), "
+        "\\texttt{ffn\\_heavy} at $3 \\times 10^{-4}$ (part~1's and uniform's). Where such an arm's rate stands in "
+        "another ratio to uniform's than in part~1 and its verdict changed, Section~\\ref{sec:protocol-v2} says so.")
+    assert paper.replication_fixed_lrs({"main": main, "replication_long": uni + arm("attn_heavy", 1e-4)
+                                        + arm("attn_heavy", 3e-4)}) == ""     # every arm swept
+
+
+@pytest.mark.parametrize("lr, ref_lr, swept, expected", [
+    (3e-3, 1e-3, frozenset(), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent; not re-tuned: $3\\times$ "
+                               "uniform's learning rate, in part~1 $1\\times$)"),
+    (3e-3, 1e-3, frozenset({"a"}), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent)"),   # re-tuned here
+    (1e-3, 1e-3, frozenset(), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent)"),        # same ratio
+    (3.33e-4, 1e-3, frozenset(), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent; not re-tuned: "
+                                 "$0.33\\times$ uniform's learning rate, in part~1 $1\\times$)")])
+def test_agreement_notes_an_arm_whose_lr_ratio_to_uniform_changed(lr, ref_lr, swept, expected):
+    """A changed verdict of an arm not re-tuned in the replication, whose lr / uniform's lr differs from part 1's,
+    says so (the change may be the lr's); a kept verdict never does."""
+    from adaptive_lora import paper
+    first = endpoint_row("a", "equivalent", lr=3e-3, ref_lr=3e-3)
+    assert paper.agreement([first], [endpoint_row("a", "worse", 0.03, lr=lr, ref_lr=ref_lr)], swept=swept) == expected
+    assert paper.agreement([first], [endpoint_row("a", "equivalent", lr=lr, ref_lr=ref_lr)]) == \
+        "kept 1 of 1 (\\texttt{a})"
+    flipped = paper.agreement([dict(first, verdict="better")], [endpoint_row("a", "worse", 0.03, lr=3e-3, ref_lr=1e-3)])
+    assert flipped.endswith("(better in part~1; not re-tuned: $3\\times$ uniform's learning rate, in part~1 $1\\times$)")
