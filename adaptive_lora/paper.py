@@ -788,12 +788,24 @@ def pending(exp: str, results: list[dict], grids: Path = ROOT / "experiments") -
     return any(c.run_id not in done for g in sorted(grids.glob(f"{exp}*.yaml")) for c in grid_cells(g))
 
 
+def replication_parts(label: str) -> tuple[str, str]:
+    """("A", "500 steps") of a ``report.REPLICATIONS`` label "A: 500 steps"."""
+    letter, what = label.split(": ", 1)
+    return letter, what
+
+
+def replication_name(label: str) -> str:
+    """"A (500 steps)" for the label "A: 500 steps": the text's name of a replication (chktex reads "A:" as a
+    sentence that ends in a capital)."""
+    return "{} ({})".format(*replication_parts(label))
+
+
 def running_status(exps: dict[str, list[dict]], grids: Path = ROOT / "experiments") -> str:
     """The introduction's clause on the replications still running (``pending``), e.g. "; replication~A (500 steps)
     is still running and is reported as far as it has landed" (named as well as lettered: the letters are defined
     later); "" once every replication's grid has landed."""
     from .report import REPLICATIONS
-    running = [label.replace(": ", " (", 1) + ")" for exp, label in REPLICATIONS[1:]
+    running = [replication_name(label) for exp, label in REPLICATIONS[1:]
                if pending(exp, exps.get(exp, []), grids)]
     if not running:
         return ""
@@ -973,7 +985,7 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
     lr_rows = replication_lr_rows(exps)
     selecting = {s["letter"] for s in lr_rows}    # has an lr appendix row
     for exp, label in REPLICATIONS[1:]:
-        letter, cells = label.split(":")[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
+        letter, cells = replication_parts(label)[0], len([r for r in exps.get(exp, []) if "eval_loss" in r])
         if (rows := blocks.get(label)) and exp == "replication_prior":
             # D is read against the prior study (amendment 5), not against part 1: its own verdicts
             prior = (f"In {letter} ({pairs_range(rows)} paired seeds, matched budget), "
@@ -982,7 +994,7 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
             swept = frozenset(s["strategy"] for s in lr_rows if s["letter"] == letter)
             text, brief = agreement(part1, rows, swept=swept), agreement(part1, rows, names=False, swept=swept)
             interim = pending(exp, exps.get(exp, []))     # cells still to land: the verdicts may change
-            repeated.append((label.split(": ", 1)[1] + " (interim)" * interim, rows))
+            repeated.append((replication_parts(label)[1] + " (interim)" * interim, rows))
             said.append(f"{letter} ({pairs_range(rows)} paired seeds{', interim' * interim}) "
                         f"{text or 'repeats none of its arms'}")
             short.append(f"{letter}{' (interim)' * interim} {brief or 'repeats none of its arms'}")
@@ -1067,13 +1079,12 @@ def long_finding(exps: dict[str, list[dict]], blocks: dict[str, list[dict]] | No
 
 def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
     """``stats.lr_selection`` rows of the replications' arms run at two or more lrs (seed 0), each with its
-    replication's ``letter`` and name as ``replication``: "C (Gemma-3-270M)" for the label "C: Gemma-3-270M" of
-    ``report.REPLICATIONS`` (chktex reads "C:" as a sentence that ends in a capital)."""
+    replication's ``letter`` and name (``replication_name``) as ``replication``."""
     from .report import REPLICATIONS
     out = []
     for exp, label in REPLICATIONS[1:]:
-        letter, what = label.split(": ", 1)
-        out += [dict(s, letter=letter, replication=f"{letter} ({what})")
+        letter = replication_parts(label)[0]
+        out += [dict(s, letter=letter, replication=replication_name(label))
                 for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
     return out
 
@@ -1105,7 +1116,7 @@ def replication_fixed_lrs(exps: dict[str, list[dict]]) -> str:
                 return f"{join_words([n for n, _ in group])} at {fmt_lr(group[0][1])}"
             return join_words([f"{n} at {fmt_lr(lr)}" for n, lr in group])
         if fixed:
-            out.append(f"in {label.split(':')[0]}, " + ", ".join(
+            out.append(f"in {replication_parts(label)[0]}, " + ", ".join(
                 arms(group) + (f" ({whose})" if whose else "") for whose, group in fixed.items()))
     return ("The arms not swept run at one rate: " + "; ".join(out) + ". Where such an arm's rate stands in another "
             "ratio to uniform's than in part~1 and its verdict changed, Section~\\ref{sec:protocol-v2} says so."
@@ -1132,7 +1143,7 @@ def replication_effects_table(exps: dict[str, list[dict]]) -> str:
     strategy minus uniform, paired by seed, Holm within each replication; ``writers.endpoint_table``, one group per
     replication, "B (GSM8K)"). D has its own table (``prior_replication``), part 1 its own (main_endpoint_table)."""
     from .report import REPLICATIONS, replication_effects
-    names = {label: f"{label.split(': ', 1)[0]} ({label.split(': ', 1)[1]})" for exp, label in REPLICATIONS[1:]
+    names = {label: replication_name(label) for exp, label in REPLICATIONS[1:]
              if exp != "replication_prior"}
     rows = [dict(r, replication=names[label]) for label, block in replication_effects(exps) if label in names
             for r in block]
@@ -1364,9 +1375,7 @@ def init_finding(contrast: dict | None, primary: list[dict] = ()) -> str:
             "worse": "so its redistribution costs loss against the initialisation alone"}.get(
         contrast["verdict"], "which does not separate the two")
     if negligible(contrast["verdict"], contrast["ci_low"], contrast["ci_high"]):
-        read = (f"{contrast['verdict']}, but by less than the $\\pm$\\EquivalenceMargin{{}}-nat margin: the "
-                f"redistribution {'adds' if contrast['verdict'] == 'better' else 'costs'} a detectable amount that the "
-                "plan counts as negligible")
+        read = f"{contrast['verdict']}, but by less than the $\\pm$\\EquivalenceMargin{{}}-nat margin"
         share = init_share(contrast, primary)
         if share is not None:
             read += f"; {ref} alone has {share * 100:.0f}\\,\\% of {name}'s {what} over uniform rank"
@@ -1415,8 +1424,7 @@ def margin_span(frontier: list[tuple[float, float]], main_params: list[float], f
             end = frontier[-1][0] if m["side"] == "below" else frontier[0][0]
             return ("more than " if m["side"] == "below" else "less than ") + f"{end / p8:.3g}$\\times$"
         return f"{m['multiplier']:.3g}$\\times$"
-    rough = ("" if falls else " (read off its monotone fit: with these seeds the mean loss does not fall at every "
-             "step, so the reading is rough)")
+    rough = "" if falls else " (read roughly off its monotone fit: the mean loss does not fall at every step)"
     return (f"from {times(l8 + stats.EQUIVALENCE_MARGIN)} to {times(l8 - stats.EQUIVALENCE_MARGIN)} its "
             f"{tt(MAIN_BUDGET)} parameters{rough}")
 

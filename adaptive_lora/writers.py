@@ -67,7 +67,7 @@ def summary_markdown(rows: list[dict], experiment: str, warns: list[str] = (), s
     lines = [f"# Summary of experiment `{experiment}`", "",
              "Eval loss: mean ± sample std over seeds, 95 % CI of the mean (t distribution). "
              "PPL = exp(mean eval loss). Δ = strategy − uniform at the same seed (negative = better); "
-             "p = paired t-test, Holm-corrected across the strategies of each group. "
+             "p = paired t-test, Holm-adjusted across the strategies of each group. "
              f"{DASH} = undefined (n < 2 or no paired uniform run; see the note).", ""]
     for (model, data, budget), rs in _groups(rows).items():
         lines += [f"## {model} · {data} · budget {budget}", "",
@@ -228,8 +228,8 @@ def planned_seeds_text(planned: int, n, n_holm, n_up, count) -> str:
     """How the main grid's ``planned`` seeds per cell compare with the pilot's seeds-needed figures (None: more
     than any affordable number)."""
     ok = [n_ is not None and planned >= n_ for n_ in (n, n_holm, n_up)]
-    meets = ("all three" if all(ok) else "the Holm-corrected figure but not the upper bound" if ok[1] else
-             "the uncorrected figure only" if ok[0] else "none of them")
+    meets = ("all three" if all(ok) else "the Holm-adjusted figure but not the upper bound" if ok[1] else
+             "the unadjusted figure only" if ok[0] else "none of them")
     return (f"The main grid planned {count(planned)} seeds per cell, which meets {meets}; its seeds also draw the "
             "training examples, which the pilot's did not, so its spread may be larger, and its own intervals "
             "(with any seeds its planned rule adds), not this calculation, decide.")

@@ -801,8 +801,8 @@ def test_budget_finding_reads_the_arms_away_from_r8():
     ([(1e6, 1.84), (2e6, 1.82), (4e6, 1.80)], "from 0.707$\\times$ to 1.41$\\times$"),
     # nearly flat: the margin reaches past both ends (no extrapolation), and the frontier's bump is flagged
     ([(1e6, 1.805), (2e6, 1.80), (4e6, 1.801), (8e6, 1.795)],
-     "from less than 0.5$\\times$ to more than 4$\\times$ its \\texttt{r8} parameters (read off its monotone fit: "
-     "with these seeds the mean loss does not fall at every step, so the reading is rough)"),
+     "from less than 0.5$\\times$ to more than 4$\\times$ its \\texttt{r8} parameters (read roughly off its "
+     "monotone fit: the mean loss does not fall at every step)"),
     ([(1e6, 1.84), (4e6, 1.80)], None),   # no point at r8 (2e6): nothing said
     ([(1e6, 1.84), (2e6, 1.80)], None),   # no budget above r8 yet: nothing said
 ])
@@ -1117,9 +1117,8 @@ def test_allocation_finding_leaves_the_baselines_out(rows, expected):
     ("no detectable difference", 4, "which does not separate the two."),
     ("equivalent", 1, None),
     # better, but the whole interval inside the margin: the size is read (eva[rho1] -0.0196 of eva's -0.02: 98 %)
-    ("better", 4, "better, but by less than the $\\pm$\\EquivalenceMargin{}-nat margin: the redistribution adds a "
-                  "detectable amount that the plan counts as negligible; \\texttt{eva[rho1]} alone has 98\\,\\% of "
-                  "\\texttt{eva}'s gain over uniform rank.")])
+    ("better", 4, "better, but by less than the $\\pm$\\EquivalenceMargin{}-nat margin; \\texttt{eva[rho1]} alone "
+                  "has 98\\,\\% of \\texttt{eva}'s gain over uniform rank.")])
 def test_init_finding_reads_the_planned_contrast(verdict, n, expected):
     from adaptive_lora import paper
     row = {"strategy": "eva", "reference": "eva[rho1]", "diff_mean": -0.0003, "ci_low": -0.0008, "ci_high": 0.0002,

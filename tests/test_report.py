@@ -384,11 +384,11 @@ def test_prior_setting_section_compares_natural_and_matched_budgets():
 
 
 @pytest.mark.parametrize("planned, needed, words", [
-    (4, (3, 4, 5), "meets the Holm-corrected figure but not the upper bound"),
+    (4, (3, 4, 5), "meets the Holm-adjusted figure but not the upper bound"),
     (5, (3, 4, 5), "meets all three"),
-    (3, (3, 4, 5), "meets the uncorrected figure only"),
+    (3, (3, 4, 5), "meets the unadjusted figure only"),
     (2, (3, 4, None), "meets none of them"),
-    (4, (3, 4, None), "meets the Holm-corrected figure but not the upper bound"),
+    (4, (3, 4, None), "meets the Holm-adjusted figure but not the upper bound"),
 ])
 def test_planned_seeds_against_the_seeds_needed(planned, needed, words):
     from adaptive_lora.writers import planned_seeds_text
