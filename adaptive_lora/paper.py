@@ -1073,7 +1073,7 @@ def long_finding(exps: dict[str, list[dict]], blocks: dict[str, list[dict]] | No
     said = [f"{('the effect' if not i else 'that') if len(v) == 1 else ('the effects' if not i else 'those')} of "
             f"{join_words(v)} {verb}" for i, (verb, v) in enumerate(groups.items())]
     if said:
-        parts.append("against part~1, " + " and ".join(said))
+        parts.append("against part~1, " + join_words(said))
     return ("At 500 steps (A), " + "; ".join(parts) + " (changes: Welch intervals, Holm-adjusted).") if parts else ""
 
 

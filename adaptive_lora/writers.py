@@ -263,6 +263,12 @@ def num(v, fmt: str = ".4f") -> Cell:
     return Cell(s, s.replace("-", "$-$").replace(",", "{,}"))
 
 
+def lr_cell(lr) -> Cell:
+    """A learning rate: "0.0003" / "3.33e-05" in Markdown, ``fmt_lr``'s $3 \\times 10^{-4}$ in LaTeX, so a table
+    whose rates span decades reads in one format; NaN/None as ``num``."""
+    return Cell(f"{lr:g}", fmt_lr(lr)) if _finite(lr) else num(lr)
+
+
 def pval(v) -> Cell:
     s = _p(v)
     return Cell(s, _p(v, "--").replace("<", "$<$"))
@@ -341,7 +347,7 @@ def endpoint_table(rows: list[dict], notes: bool = True, group=endpoint_group) -
     groups: dict[str, list[list[Cell]]] = {}
     for r in rows:
         groups.setdefault(group(r), []).append(
-            [ident(r["strategy"]), num(r["lr"], "g"), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
+            [ident(r["strategy"]), lr_cell(r["lr"]), num(r["n_pairs"], "d"), num(r["diff_mean"], "+.4f"),
              interval(r["ci_low"], r["ci_high"]), interval(r["adj_ci_low"], r["adj_ci_high"]), pval(r["p_holm"]),
              text(r["verdict"])] + ([text(r["note"])] if notes else []))
     return Table(header, "llrllll" + "l" * (1 + notes), list(groups.items()))
@@ -371,7 +377,7 @@ def lr_grid_table(selection: list[dict], group=None) -> Table:
     groups = []
     for name, arms in by_group.items():
         lrs = sorted({lr for s in arms.values() for lr, _ in s["curve"]})
-        rows = [[Cell(f"{lr:g}", fmt_lr(lr))] + [loss(arms.get(st), lr) for st in strategies] for lr in lrs]
+        rows = [[lr_cell(lr)] + [loss(arms.get(st), lr) for st in strategies] for lr in lrs]
         rows.append([text("bracketed")] + [text(("yes" if arms[st]["bracketed"] else "no") if st in arms else DASH)
                                            for st in strategies])
         groups.append((name, rows))
@@ -415,7 +421,7 @@ def lr_table(selection: list[dict]) -> Table:
         if lender:
             bracketed, note = DASH, f"not swept: runs at {lender}'s selected lr (protocol v2)"
         groups.setdefault((s["model"], s["data"], s["budget"]), []).append(
-            [ident(s["strategy"]), text(curve or DASH), num(s["lr"], "g"), text(bracketed), text(note)])
+            [ident(s["strategy"]), text(curve or DASH), lr_cell(s["lr"]), text(bracketed), text(note)])
     return Table(header, "lllll", [(f"{m}, {d}, budget {b}", rs) for (m, d, b), rs in groups.items()])
 
 

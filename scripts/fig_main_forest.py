@@ -6,8 +6,12 @@ paired seeds (``adaptive_lora.report.protocol_v2`` -> ``stats.endpoint``), with 
 dotted lines at the pre-specified equivalence margin (+-0.01 nats, ``stats.EQUIVALENCE_MARGIN``) and the verdict
 (which follows the adjusted interval) on the right. An arm tuned to a learning rate other than uniform's also shows,
 in grey just below its row, the same comparison at uniform's learning rate (the secondary endpoint, unadjusted
-95 % interval): how much of its difference the learning rate alone decides. Only strategies with at least two seed
-pairs are drawn; the figure is skipped while none has.
+95 % interval): how much of its difference the learning rate alone decides. The axis is set by the primary rows (a
+grey interval widens it by at most half their span, ``REACH``); a grey interval beyond is cut at the edge, and a
+grey mean beyond is an arrowhead at the edge with its value printed, so that one far secondary point does not
+squeeze every primary row. A point is filled where the adjusted interval excludes zero (the verdict better or
+worse), as in the replications' figure. Only strategies with at least two seed pairs are drawn; the figure is
+skipped while none has.
 
 python scripts/fig_main_forest.py [--exp main] [--budget r8] [--out paper/figures] -> <out>/main_forest.{pdf,png}
 """
@@ -25,6 +29,7 @@ from adaptive_lora.report import protocol_v2  # noqa: E402
 from adaptive_lora.stats import EQUIVALENCE_MARGIN  # noqa: E402
 
 GREY = "0.55"
+REACH = 0.5        # a grey (secondary) interval may widen the primary rows' axis by this share of their span
 
 
 def fmt(x: float) -> str:
@@ -42,6 +47,34 @@ def rows_of(results: list[dict], budget: str) -> tuple[list[dict], dict[str, dic
     return sorted(rows, key=lambda r: (r["diff_mean"], r["strategy"])), at_uniform
 
 
+def grey_reach(xs: list[float], secondary) -> list[float]:
+    """The grey intervals' ends that may set the axis: those within ``REACH`` of the primary rows' span (``xs``,
+    zero and the margin included) beyond it."""
+    pts = [0.0, -EQUIVALENCE_MARGIN, EQUIVALENCE_MARGIN] + [x for x in xs if math.isfinite(x)]
+    lo, hi = min(pts), max(pts)
+    lo, hi = lo - REACH * (hi - lo), hi + REACH * (hi - lo)
+    return [x for sec in secondary for x in (sec["ci_low"], sec["ci_high"]) if math.isfinite(x) and lo <= x <= hi]
+
+
+def grey_row(ax, y: float, sec: dict) -> None:
+    """A secondary row (the arm at uniform's lr) at height ``y``, in grey, within the axis limits already set: its
+    interval cut at the edges, its mean a diamond, or, beyond an edge, an arrowhead there with the value beside it."""
+    lo, hi = ax.get_xlim()
+    a, b = max(sec["ci_low"], lo), min(sec["ci_high"], hi)
+    if a < b:
+        ax.plot([a, b], [y, y], color=GREY, lw=1.2, solid_capstyle="butt")
+    m = sec["diff_mean"]
+    if lo <= m <= hi:
+        ax.plot([m], [y], "D", color=GREY, ms=3.5, zorder=3)
+        return
+    right = m > hi
+    edge = (hi - 0.015 * (hi - lo)) if right else (lo + 0.015 * (hi - lo))    # the arrowhead inside the frame
+    ax.plot([edge], [y], ">" if right else "<", color=GREY, ms=6, zorder=3)
+    ax.annotate(fmt(m), (edge, y), xytext=(-6 if right else 6, 0), textcoords="offset points",
+                ha="right" if right else "left", va="center", color=GREY,
+                bbox=dict(fc="white", ec="none", pad=0.5))    # over the cut interval
+
+
 def main(argv=None) -> int:
     a = parse_args(__doc__.split("\n")[0], argv, budget=True, default_exp="main")
     budget = a.budget or "r8"
@@ -53,14 +86,12 @@ def main(argv=None) -> int:
     fig = figure(0.21 * len(rows) + 0.9 + 0.2 * bool(at_uniform))   # ~18 arms at r8 in under half a page
     ax = fig.add_subplot(1, 1, 1)
     y = list(range(len(rows)))[::-1]
-    xs = [x for yi, r in zip(y, rows) for x in interval_row(ax, yi, r)]
+    xs = [x for yi, r in zip(y, rows)
+          for x in interval_row(ax, yi, r, filled=r["verdict"] in ("better", "worse"))]
+    difference_axis(ax, xs + grey_reach(xs, at_uniform.values()), len(rows), EQUIVALENCE_MARGIN)
     for yi, r in zip(y, rows):    # the same arm at uniform's lr (secondary endpoint): grey, just below its row
-        sec = at_uniform.get(r["strategy"])
-        if sec is not None:
-            ax.plot([sec["ci_low"], sec["ci_high"]], [yi - 0.3] * 2, color=GREY, lw=1.2, solid_capstyle="butt")
-            ax.plot([sec["diff_mean"]], [yi - 0.3], "D", color=GREY, ms=3.5, zorder=3)
-            xs += [x for x in (sec["ci_low"], sec["ci_high"]) if math.isfinite(x)]
-    difference_axis(ax, xs, len(rows), EQUIVALENCE_MARGIN)
+        if (sec := at_uniform.get(r["strategy"])) is not None:
+            grey_row(ax, yi - 0.3, sec)
     if at_uniform:
         ax.plot([], [], "D-", color=GREY, ms=3.5, lw=1.2, label="same arm at uniform's lr (95 % CI)")
         fig.legend(loc="outside lower center", frameon=False)

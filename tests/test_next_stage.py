@@ -201,6 +201,10 @@ def test_lr_figure_draws_the_dev_curves_and_skips_without_cells(tmp_path, monkey
     fig = figs[0]
     assert _plotting.small_texts(fig) == [] and all(ax.has_data() for ax in fig.axes)
     assert len(fig.legends[0].get_texts()) == len(STAGE1["grid"][0]["strategy"])
+    # tick labels are plain text: a mathtext exponent would print at 70 % of 8 pt
+    fig.canvas.draw()
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert ticks and not [t for t in ticks if "$" in t] and "1e-3" in ticks
     _plotting.plt.close(fig)
     for r in results({}):                                       # one strategy's best is 0.03 nats above the rest
         if r["config"]["strategy"] == "adalora":

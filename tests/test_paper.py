@@ -697,9 +697,37 @@ def test_main_forest_is_legible_and_skips_without_pairs(tmp_path, monkeypatch):
     assert round(fig.get_size_inches()[0], 3) == _plotting.WIDTH and _plotting.small_texts(fig) == []
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["attn_heavy (lr 0.0001, n = 3)", "ffn_heavy (lr 0.0003, n = 3)"]
-    # attn_heavy's own lr is not uniform's: the same comparison at uniform's lr (its test loss there: 9.0) in grey
-    grey = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "D" and len(ln.get_xdata())]
-    assert len(grey) == 1 and grey[0].get_xdata()[0] == pytest.approx(9.0 - (1.80 + 1.82 + 1.79) / 3)
+    # attn_heavy's own lr is not uniform's: the same comparison at uniform's lr (its test loss there: 9.0) in grey;
+    # at +7.2 nats it lies far beyond the primary rows, so it is an arrowhead at the right edge with its value printed
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] < 0.2                         # the axis follows the primary rows
+    assert not [ln for ln in ax.get_lines() if ln.get_marker() == "D" and len(ln.get_xdata())]
+    arrow = [ln for ln in ax.get_lines() if ln.get_marker() == ">"]
+    lo, hi = ax.get_xlim()
+    assert len(arrow) == 1 and hi - 0.02 * (hi - lo) < arrow[0].get_xdata()[0] < hi
+    mean = 9.0 - (1.80 + 1.82 + 1.79) / 3
+    assert [t.get_text() for t in ax.texts] == [f"+{mean:.4f}"]
+    # attn_heavy is better (adjusted interval excludes 0): filled; ffn_heavy is not: hollow
+    points = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert [ln.get_markerfacecolor() == ln.get_color() for ln in points] == [True, False]
+    _plotting.plt.close(fig)
+
+
+def test_main_forest_keeps_a_near_grey_interval_on_the_axis():
+    """A secondary (grey) interval within half the primary span beyond it widens the axis and is drawn whole."""
+    pytest.importorskip("matplotlib")
+    import _plotting
+    import fig_main_forest
+    row = {"diff_mean": 0.0, "ci_low": -0.005, "ci_high": 0.005, "adj_ci_low": -0.01, "adj_ci_high": 0.01}
+    near = {"diff_mean": 0.02, "ci_low": 0.015, "ci_high": 0.025}     # span [-0.01, 0.01]: reach to +-0.02
+    assert fig_main_forest.grey_reach([row["adj_ci_low"], row["adj_ci_high"]], [near]) == [0.015]
+    fig = _plotting.figure(2.0)
+    ax = fig.add_subplot(1, 1, 1)
+    _plotting.difference_axis(ax, [-0.01, 0.01, 0.015], 1, 0.01)
+    fig_main_forest.grey_row(ax, 0.0, near)
+    assert ax.get_xlim()[1] < 0.025 and [ln.get_marker() for ln in ax.get_lines()][-1] == ">"   # mean past the edge
+    fig_main_forest.grey_row(ax, 0.0, dict(near, diff_mean=0.012, ci_high=0.013))
+    assert ax.get_lines()[-1].get_marker() == "D"
     _plotting.plt.close(fig)
 
 
@@ -1443,7 +1471,7 @@ def test_replication_effects_table_groups_a_to_c_in_the_texts_words():
                                              "replication_gemma": gemma, "replication_prior": v2_cells()})
     assert "\\textit{B (GSM8K)}" in table and "\\textit{C (Gemma-3-270M)}" in table
     assert table.count("\\textit{") == 2 and table.count("\\texttt{attn") == 2     # neither part 1 nor D
-    assert "\\texttt{attn\\_heavy} & 0.0001 & 3 & $-$0.1000" in table and "& better \\\\" in table
+    assert "\\texttt{attn\\_heavy} & $10^{-4}$ & 3 & $-$0.1000" in table and "& better \\\\" in table
     assert "& inconclusive \\\\" in table and "no detectable difference" not in table
     assert paper.replication_effects_table({"main": v2_cells()}) == (
         "% no replication has a strategy with two paired seeds yet\n")
