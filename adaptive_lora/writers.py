@@ -174,7 +174,7 @@ def seed_spread_markdown(spread: list[dict]) -> list[str]:
 def seed_spread_text(s: dict | None, latex: bool = False, planned: int | None = None) -> str:
     """The pilot's 'seed spread vs strategy differences' paragraph (EXPERIMENTS.md, the paper), from one
     ``seed_spread`` row; every number is generated. ``latex`` switches minus signs, alpha, % and thousands.
-    ``planned``: the seeds per cell the main grid runs, set against the seeds needed (else a recommendation)."""
+    ``planned``: the seeds per arm the main grid runs, set against the seeds needed (else a recommendation)."""
     def num(x: float, signed: bool = False) -> str:
         t = f"{x:+.4f}" if signed else f"{x:.4f}"
         return t.replace("-", "$-$") if latex else t.replace("-", "−")
@@ -216,21 +216,21 @@ def seed_spread_text(s: dict | None, latex: bool = False, planned: int | None = 
     if planned is not None:
         return text + planned_seeds_text(planned, n, n_holm, n_up, count)
     if n_up is not None:
-        return text + (f"The main grid should therefore run {count(n_up)} seeds per cell, enough even if the pilot "
+        return text + (f"The main grid should therefore run {count(n_up)} seeds per arm, enough even if the pilot "
                        f"underestimates the spread.")
     if n_holm is not None:
-        return text + (f"The main grid needs at least {count(n_holm)} seeds per cell at the estimated spread, and "
+        return text + (f"The main grid needs at least {count(n_holm)} seeds per arm at the estimated spread, and "
                        "more if the pilot underestimates it.")
     return text + f"Differences of {s['delta']:g} nats are out of reach of any affordable number of seeds."
 
 
 def planned_seeds_text(planned: int, n, n_holm, n_up, count) -> str:
-    """How the main grid's ``planned`` seeds per cell compare with the pilot's seeds-needed figures (None: more
+    """How the main grid's ``planned`` seeds per arm compare with the pilot's seeds-needed figures (None: more
     than any affordable number)."""
     ok = [n_ is not None and planned >= n_ for n_ in (n, n_holm, n_up)]
     meets = ("all three" if all(ok) else "the Holm-adjusted figure but not the upper bound" if ok[1] else
              "the unadjusted figure only" if ok[0] else "none of them")
-    return (f"The main grid planned {count(planned)} seeds per cell, which meets {meets}; its seeds also draw the "
+    return (f"The main grid planned {count(planned)} seeds per arm, which meets {meets}; its seeds also draw the "
             "training examples, which the pilot's did not, so its spread may be larger, and its own intervals "
             "(with any seeds its planned rule adds), not this calculation, decide.")
 

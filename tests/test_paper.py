@@ -1675,3 +1675,18 @@ def test_agreement_notes_an_arm_whose_lr_ratio_to_uniform_changed(lr, ref_lr, sw
         "kept 1 of 1 (\\texttt{a})"
     flipped = paper.agreement([dict(first, verdict="better")], [endpoint_row("a", "worse", 0.03, lr=3e-3, ref_lr=1e-3)])
     assert flipped.endswith("(better in part~1; not re-tuned: $3\\times$ uniform's learning rate, in part~1 $1\\times$)")
+
+
+def test_long_finding_lists_three_kinds_of_change_in_one_series():
+    """Each arm's change against part 1 (Welch, Holm) grouped by kind, the groups joined as one series."""
+    from adaptive_lora import paper
+    from adaptive_lora.report import REPLICATIONS
+
+    def row(strategy, diffs):
+        return dict(endpoint_row(strategy, "x", sum(diffs) / len(diffs)), diffs=diffs)
+    flat = [0.0, 0.001, -0.001, 0.0005]
+    part1 = [row("a", flat), row("b", [-0.02, -0.021, -0.019, -0.0205]), row("c", [-0.001, -0.002, 0.0, -0.0015])]
+    long = [row("a", flat), row("b", [-0.005, -0.006, -0.004, -0.0055]), row("c", [0.03, 0.031, 0.029, 0.0305])]
+    assert paper.long_finding({}, {REPLICATIONS[0][1]: part1, REPLICATIONS[1][1]: long}) == (
+        "At 500 steps (A), against part~1, the effect of \\texttt{a} did not change detectably, that of \\texttt{b} "
+        "shrank, and that of \\texttt{c} changed sign (changes: Welch intervals, Holm-adjusted).")

@@ -338,7 +338,7 @@ def test_pilot_seeds_paragraph_from_synthetic_results(tmp_path):
     assert f"takes {s['seeds_needed']:,} seeds" in text and f"strategies, {s['seeds_needed_holm']:,};" in text
     assert f"({s['sd_diff']:.4f} nats with 4 degrees of freedom" in text and "larger than" in text
     assert "among the layerwise allocations" not in text     # no baseline in the synthetic group
-    assert f"run {s['seeds_needed_upper']:,} seeds per cell" in text
+    assert f"run {s['seeds_needed_upper']:,} seeds per arm" in text
     assert "cannot be estimated yet" in docs.pilot_seeds_block(tmp_path / "nothing")
 
 
@@ -393,7 +393,7 @@ def test_prior_setting_section_compares_natural_and_matched_budgets():
 def test_planned_seeds_against_the_seeds_needed(planned, needed, words):
     from adaptive_lora.writers import planned_seeds_text
     text = planned_seeds_text(planned, *needed, str)
-    assert text.startswith(f"The main grid planned {planned} seeds per cell, which {words};")
+    assert text.startswith(f"The main grid planned {planned} seeds per arm, which {words};")
 
 
 
