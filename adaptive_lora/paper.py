@@ -1248,7 +1248,7 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
                                                                             contrast.get("ci_high")):
         share = init_share(contrast, primary)
         verb = "gains" if contrast["verdict"] == "better" else "loses"
-        out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} only "
+        out.append(f"{tt(contrast['strategy'])}'s rank redistribution {verb} "
                    f"{tex_num(abs(contrast['diff_mean']))} nats over its initialisation alone "
                    f"({tt(contrast['reference'])}), detectable but inside the margin (a contrast added after an interim "
                    "look)"
@@ -1258,7 +1258,8 @@ def abstract_findings(primary: list[dict], secondary: list[dict], contrast: dict
     if len(flips) == 1:
         (a, b), = flips
         out.append(f"At uniform's learning rate {tt(a['strategy'])} would be {short_verdict(b['verdict'])} "
-                   f"({tex_signed(b['diff_mean'])} nats): one shared learning rate would have misled.")
+                   f"({tex_signed(b['diff_mean'])} nats, {b['n_pairs']} seeds): one shared learning rate would "
+                   "have misled.")
     elif flips:   # several: grouped by the verdict they would get, sizes left to the text (the abstract is short)
         groups: dict[str, list[str]] = {}
         for a, b in flips:

@@ -1253,8 +1253,8 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     assert paper.abstract_findings(primary, secondary, contrast) == (
         "\\texttt{eva}'s gain is the same without its rank redistribution (\\texttt{eva[rho1]}; difference $-0.0003$ "
         "nats, equivalent), so on this evidence it comes from its initialisation, not from its allocation. At "
-        "uniform's learning rate \\texttt{eva} would be worse ($+0.0633$ nats): one shared learning rate would have "
-        "misled.")
+        "uniform's learning rate \\texttt{eva} would be worse ($+0.0633$ nats, 4 seeds): one shared learning rate "
+        "would have misled.")
     # several arms change: grouped by the verdict they would get at uniform's learning rate
     flips = ([endpoint_row(s, "better", -0.01, lr=3e-4) for s in ("eva", "adalora", "attn_heavy")],
              [endpoint_row("eva", "worse", 0.06, endpoint="secondary"),
@@ -1267,7 +1267,7 @@ def test_abstract_findings_and_planned_seeds(tmp_path):
     # detected but inside the margin: its size, and the initialisation's share of eva's gain (-0.0196 / -0.0209)
     small = dict(contrast, verdict="better", diff_mean=-0.0004, ci_low=-0.0007, ci_high=-0.0001)
     assert paper.abstract_findings(primary + [endpoint_row("eva[rho1]", "better", -0.0196, lr=3e-4)], [], small) == (
-        "\\texttt{eva}'s rank redistribution gains only 0.0004 nats over its initialisation alone "
+        "\\texttt{eva}'s rank redistribution gains 0.0004 nats over its initialisation alone "
         "(\\texttt{eva[rho1]}), detectable but inside the margin (a contrast added after an interim look): "
         "94\\,\\% of its gain comes from the initialisation.")
     # an interval reaching beyond the margin is no "negligible" difference: no sentence
