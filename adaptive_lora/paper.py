@@ -912,14 +912,14 @@ def agreement(part1: list[dict], rows: list[dict], names: bool = True, swept: fr
 
 
 def lr_shift(first: dict, row: dict) -> str:
-    r"""'; not re-tuned: $3\times$ uniform's learning rate, in part~1 $1\times$' when an arm's lr over its
+    r"""'; not re-tuned: $3\times$ uniform's learning rate against $1\times$ in part~1' when an arm's lr over its
     reference's (``lr / ref_lr`` of two endpoint rows: part 1's, the replication's) differs between the two (by more
     than 2 %, rounding of 1/3); "" otherwise, or without a reference lr."""
     if not first.get("ref_lr") or not row.get("ref_lr"):
         return ""
     a, b = first["lr"] / first["ref_lr"], row["lr"] / row["ref_lr"]
     return "" if math.isclose(a, b, rel_tol=0.02) else \
-        f"; not re-tuned: ${b:.2g}\\times$ uniform's learning rate, in part~1 ${a:.2g}\\times$"
+        f"; not re-tuned: ${b:.2g}\\times$ uniform's learning rate against ${a:.2g}\\times$ in part~1"
 
 
 def reversal(strategy: str, first: str, row: dict, note: str = "") -> str:

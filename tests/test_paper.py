@@ -1660,11 +1660,11 @@ def test_replication_fixed_lrs_names_each_unswept_arm_and_whose_rate_it_is():
 
 @pytest.mark.parametrize("lr, ref_lr, swept, expected", [
     (3e-3, 1e-3, frozenset(), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent; not re-tuned: $3\\times$ "
-                               "uniform's learning rate, in part~1 $1\\times$)"),
+                               "uniform's learning rate against $1\\times$ in part~1)"),
     (3e-3, 1e-3, frozenset({"a"}), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent)"),   # re-tuned here
     (1e-3, 1e-3, frozenset(), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent)"),        # same ratio
     (3.33e-4, 1e-3, frozenset(), "kept 0 of 1; \\texttt{a} was worse (part~1: equivalent; not re-tuned: "
-                                 "$0.33\\times$ uniform's learning rate, in part~1 $1\\times$)")])
+                                 "$0.33\\times$ uniform's learning rate against $1\\times$ in part~1)")])
 def test_agreement_notes_an_arm_whose_lr_ratio_to_uniform_changed(lr, ref_lr, swept, expected):
     """A changed verdict of an arm not re-tuned in the replication, whose lr / uniform's lr differs from part 1's,
     says so (the change may be the lr's); a kept verdict never does."""
@@ -1674,7 +1674,7 @@ def test_agreement_notes_an_arm_whose_lr_ratio_to_uniform_changed(lr, ref_lr, sw
     assert paper.agreement([first], [endpoint_row("a", "equivalent", lr=lr, ref_lr=ref_lr)]) == \
         "kept 1 of 1 (\\texttt{a})"
     flipped = paper.agreement([dict(first, verdict="better")], [endpoint_row("a", "worse", 0.03, lr=3e-3, ref_lr=1e-3)])
-    assert flipped.endswith("(better in part~1; not re-tuned: $3\\times$ uniform's learning rate, in part~1 $1\\times$)")
+    assert flipped.endswith("(better in part~1; not re-tuned: $3\\times$ uniform's learning rate against $1\\times$ in part~1)")
 
 
 def test_long_finding_lists_three_kinds_of_change_in_one_series():
