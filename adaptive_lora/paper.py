@@ -913,12 +913,12 @@ def agreement(part1: list[dict], rows: list[dict], names: bool = True, swept: fr
 
 def lr_shift(first: dict, row: dict) -> str:
     r"""'; not re-tuned: $3\times$ uniform's learning rate against $1\times$ in part~1' when an arm's lr over its
-    reference's (``lr / ref_lr`` of two endpoint rows: part 1's, the replication's) differs between the two (by more
-    than 2 %, rounding of 1/3); "" otherwise, or without a reference lr."""
+    reference's (``lr / ref_lr`` of two endpoint rows: part 1's, the replication's) differs between the two (not
+    ``same_rate``); "" otherwise, or without a reference lr."""
     if not first.get("ref_lr") or not row.get("ref_lr"):
         return ""
     a, b = first["lr"] / first["ref_lr"], row["lr"] / row["ref_lr"]
-    return "" if math.isclose(a, b, rel_tol=0.02) else \
+    return "" if same_rate(a, b) else \
         f"; not re-tuned: ${b:.2g}\\times$ uniform's learning rate against ${a:.2g}\\times$ in part~1"
 
 
@@ -1077,38 +1077,49 @@ def long_finding(exps: dict[str, list[dict]], blocks: dict[str, list[dict]] | No
     return ("At 500 steps (A), " + "; ".join(parts) + " (changes: Welch intervals, Holm-adjusted).") if parts else ""
 
 
-def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
-    """``stats.lr_selection`` rows of the replications' arms run at two or more lrs (seed 0), each with its
-    replication's ``letter`` and name (``replication_name``) as ``replication``."""
+def same_rate(a: float, b: float) -> bool:
+    """Two learning rates (or two ratios of them) equal up to 2 %: the grids' third steps are rounded (3.33e-5 is
+    1e-4 / 3), so exact equality would call a rate and its rounded third different."""
+    return math.isclose(a, b, rel_tol=0.02)
+
+
+def replication_selection(exps: dict[str, list[dict]]) -> list[dict]:
+    """``stats.lr_selection`` rows (seed 0) with a cell, of every replication, each with its replication's
+    ``letter``, name (``replication_name``) as ``replication``, and ``exp``: one pass that serves both the lr
+    table (arms run at two or more lrs, ``replication_lr_rows``) and the fixed-rate sentence (arms run at one)."""
     from .report import REPLICATIONS
     out = []
     for exp, label in REPLICATIONS[1:]:
         letter = replication_parts(label)[0]
-        out += [dict(s, letter=letter, replication=replication_name(label))
-                for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if len(s["curve"]) > 1]
+        out += [dict(s, letter=letter, replication=replication_name(label), exp=exp)
+                for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r]) if s["curve"]]
     return out
 
 
-def replication_fixed_lrs(exps: dict[str, list[dict]]) -> str:
+def replication_lr_rows(exps: dict[str, list[dict]]) -> list[dict]:
+    """The rows of ``replication_selection`` whose arm ran at two or more lrs (seed 0): swept on the replication's
+    dev split."""
+    return [s for s in replication_selection(exps) if len(s["curve"]) > 1]
+
+
+def replication_fixed_lrs(exps: dict[str, list[dict]], part1: dict[str, float]) -> str:
     """The appendix sentence on the arms of replications A-C run at one lr only (not swept on the replication's dev
     split, seed 0), with where that lr comes from: "The arms not swept run at one rate: in A, ffn_heavy at 3e-3
-    (part 1's); in C, attn_heavy and ffn_heavy at 3e-4 (uniform's)." "" when every arm was swept."""
+    (part 1's); in C, attn_heavy and ffn_heavy at 3e-4 (uniform's)." "" when every arm was swept. ``part1``: part 1's
+    selected lr per arm at MAIN_BUDGET ({strategy: lr})."""
     from .report import REPLICATIONS
-    sel = stats.lr_selection([r for r in exps.get("main", []) if "eval_loss" in r])
-    part1 = {s["strategy"]: s["lr"] for s in sel if s["budget"] == MAIN_BUDGET}
     out = []
     for exp, label in REPLICATIONS[1:]:
         if exp == "replication_prior":      # D runs the prior study's one lr by design (its own sentence)
             continue
-        rows = [s for s in stats.lr_selection([r for r in exps.get(exp, []) if "eval_loss" in r])
-                if s["budget"] == MAIN_BUDGET and s["curve"]]
+        rows = [s for s in replication_selection({exp: exps.get(exp, [])}) if s["budget"] == MAIN_BUDGET]
         uni = next((s["lr"] for s in rows if s["strategy"] == REFERENCE), None)
         fixed: dict[str, list[tuple[str, float]]] = {}     # {whose rate: [(arm, lr)]}
         for s in rows:
             if s["strategy"] != REFERENCE and len(s["curve"]) == 1:
                 lr = s["curve"][0][0]
                 whose = [w for w, x in (("part~1's", part1.get(s["strategy"])), ("uniform's", uni))
-                         if x is not None and math.isclose(lr, x, rel_tol=0.02)]
+                         if x is not None and same_rate(lr, x)]
                 fixed.setdefault(join_words(whose), []).append((tt(s["strategy"]), lr))
 
         def arms(group: list[tuple[str, float]]) -> str:    # one rate said once
@@ -1558,7 +1569,8 @@ def main_grid(ctx: Inputs) -> Section:
     static, in paper/sections/). Stage 1 must be complete and one strategy must have two paired seeds."""
     from .report import TRANSFER, init_contrasts, protocol_v2_robustness
     main = [r for r in ctx.exps.get("main", []) if "eval_loss" in r]
-    selection = stats.lr_curves([s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET])
+    at_budget = [s for s in stats.lr_selection(main) if s["budget"] == MAIN_BUDGET]
+    selection = stats.lr_curves(at_budget)
     primary, secondary, away = main_endpoint_rows(main)     # once: the sentences and the tables share them
     if not primary:
         raise IncompleteResults("results/main/: no strategy has two paired seeds at its selected learning rate")
@@ -1569,7 +1581,7 @@ def main_grid(ctx: Inputs) -> Section:
     lr_chosen, lr_table = replication_lr(ctx.exps)
     header = HEADER.format(src="results/main/")
     return {**main_grid_macros(main, selection), **replications(ctx.exps), "ReplicationLrChosen": lr_chosen,
-            "ReplicationLrFixed": replication_fixed_lrs(ctx.exps),
+            "ReplicationLrFixed": replication_fixed_lrs(ctx.exps, {s["strategy"]: s["lr"] for s in at_budget}),
             "MainEndpointSentence": main_endpoint_sentence(primary),
             "MainConclusionSentence": main_conclusion(primary),
             "MainMarginConclusion": margin_conclusion(frontier),

@@ -1638,7 +1638,7 @@ def test_long_finding_answers_replication_a_against_part_1(tmp_path):
 def test_replication_fixed_lrs_names_each_unswept_arm_and_whose_rate_it_is():
     """Arms run at one lr only in a replication, grouped by where the rate comes from: part 1's selection (v2_cells:
     attn_heavy 1e-4, ffn_heavy 3e-4), the replication's uniform (3e-4 here), both, or neither; D is left out."""
-    from adaptive_lora import paper
+    from adaptive_lora import paper, stats
     main = v2_cells()
     uni = [r for r in main if r["config"]["strategy"] == "uniform"]      # swept: 1e-4 and 3e-4, selects 3e-4
 
@@ -1648,14 +1648,25 @@ def test_replication_fixed_lrs_names_each_unswept_arm_and_whose_rate_it_is():
     long = uni + arm("attn_heavy", 1e-4) + [dict(r, config=dict(r["config"], lr=1e-3)) for r in arm("ffn_heavy", 3e-4)]
     gemma = [dict(r, config=dict(r["config"], model="gemma3-270m")) for r in uni] + \
         arm("attn_heavy", 3e-4, "gemma3-270m") + arm("ffn_heavy", 3e-4, "gemma3-270m")
-    assert paper.replication_fixed_lrs({"main": main, "replication_long": long, "replication_gemma": gemma,
-                                        "replication_prior": arm("attn_heavy", 3e-4)}) == (
+    part1 = {"uniform": 3e-4, "attn_heavy": 1e-4, "ffn_heavy": 3e-4}     # v2_cells' selection
+    assert part1 == {s["strategy"]: s["lr"] for s in stats.lr_selection(main) if s["budget"] == paper.MAIN_BUDGET}
+    assert paper.replication_fixed_lrs({"replication_long": long, "replication_gemma": gemma,
+                                        "replication_prior": arm("attn_heavy", 3e-4)}, part1) == (
         "The arms not swept run at one rate: in A, \\texttt{attn\\_heavy} at $10^{-4}$ (part~1's), "
         "\\texttt{ffn\\_heavy} at $10^{-3}$; in C, \\texttt{attn\\_heavy} at $3 \\times 10^{-4}$ (uniform's), "
         "\\texttt{ffn\\_heavy} at $3 \\times 10^{-4}$ (part~1's and uniform's). Where such an arm's rate stands in "
         "another ratio to uniform's than in part~1 and its verdict changed, Section~\\ref{sec:protocol-v2} says so.")
-    assert paper.replication_fixed_lrs({"main": main, "replication_long": uni + arm("attn_heavy", 1e-4)
-                                        + arm("attn_heavy", 3e-4)}) == ""     # every arm swept
+    assert paper.replication_fixed_lrs({"replication_long": uni + arm("attn_heavy", 1e-4)
+                                        + arm("attn_heavy", 3e-4)}, part1) == ""     # every arm swept
+
+
+@pytest.mark.parametrize("a, b, same", [
+    (1e-4 / 3, 3.33e-5, True),      # a rounded third is the same rate
+    (3.33e-4, 3e-4, False), (1e-3, 3e-3, False), (3e-4, 3e-4, True),
+    (3.0, 3.0 * 1.019, True), (3.0, 3.0 * 1.021, False)])     # ratios: 2 % either way
+def test_same_rate_allows_the_rounding_of_a_third(a, b, same):
+    from adaptive_lora import paper
+    assert paper.same_rate(a, b) is same and paper.same_rate(b, a) is same
 
 
 @pytest.mark.parametrize("lr, ref_lr, swept, expected", [
