@@ -945,20 +945,28 @@ def compare_verdicts(part1: list[dict], rows: list[dict]) -> tuple[list, list, l
     return kept, flipped, other
 
 
-def replication_abstract(part1: list[dict], repeated: list[tuple[str, list[dict]]]) -> str:
-    """The abstract's one sentence on replications A-C (``repeated``: [(name, rows)], e.g. ("Gemma-3-270M", rows);
-    a name may end in " (interim)"): how many of part 1's verdicts each kept, in the names' order, then each set of
-    reversed arms once, naming the replications it occurred in unless it occurred in all: "Repeated with GSM8K
-    (interim) and Gemma-3-270M, 2 of 4 and 2 of 3 verdicts held; `eva`'s reversed in both, by less than the margin."
-    "" before any replication shares an arm (with two seeds) with part 1."""
+class Repeated(NamedTuple):
+    """A replication as the abstract names it: ``name`` (e.g. "Gemma-3-270M"), its endpoint ``rows``, and whether
+    cells are still to land (``interim``: its count is then marked "(interim)", its reversals are not)."""
+    name: str
+    rows: list[dict]
+    interim: bool = False
+
+
+def replication_abstract(part1: list[dict], repeated: list[tuple]) -> str:
+    """The abstract's one sentence on replications A-C (``repeated``: ``Repeated`` tuples, e.g. ("Gemma-3-270M",
+    rows)): how many of part 1's verdicts each kept, in the names' order, then each set of reversed arms once, naming
+    the replications it occurred in unless it occurred in all: "Repeated with GSM8K (interim) and Gemma-3-270M, 2 of
+    4 and 2 of 3 verdicts held; `eva`'s reversed in both, by less than the margin." "" before any replication shares
+    an arm (with two seeds) with part 1."""
     counted, flips = [], {}
-    for name, rows in repeated:
+    for name, rows, interim in (Repeated(*r) for r in repeated):
         kept, flipped, other = compare_verdicts(part1, rows)
         if n := len(kept + flipped + other):
-            counted.append((name, f"{len(kept)} of {n}"))
+            counted.append((name + " (interim)" * interim, f"{len(kept)} of {n}"))
             if flipped:     # same arms, same margin reading: one clause
                 key = tuple((s, negligible_row(r)) for s, _, r in flipped)
-                flips.setdefault(key, []).append(name.removesuffix(" (interim)"))
+                flips.setdefault(key, []).append(name)
     if not counted:
         return ""
     tails = []
@@ -994,7 +1002,7 @@ def replications(exps: dict[str, list[dict]]) -> dict[str, str]:
             swept = frozenset(s["strategy"] for s in lr_rows if s["letter"] == letter)
             text, brief = agreement(part1, rows, swept=swept), agreement(part1, rows, names=False, swept=swept)
             interim = pending(exp, exps.get(exp, []))     # cells still to land: the verdicts may change
-            repeated.append((replication_parts(label)[1] + " (interim)" * interim, rows))
+            repeated.append(Repeated(replication_parts(label)[1], rows, interim))
             said.append(f"{letter} ({pairs_range(rows)} paired seeds{', interim' * interim}) "
                         f"{text or 'repeats none of its arms'}")
             short.append(f"{letter}{' (interim)' * interim} {brief or 'repeats none of its arms'}")

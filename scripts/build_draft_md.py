@@ -265,8 +265,23 @@ def read(paper: Path = PAPER) -> Draft:
             return {"t": "Div", "c": [["refs", [], []], []]}
         return None
 
-    ast["blocks"] = walk(ast["blocks"], check)
+    ast["blocks"] = one_caption(walk(ast["blocks"], check))
     return Draft(paper, ast, labels, errors)
+
+
+def one_caption(blocks: list) -> list:
+    """A LaTeX table of two tabulars side by side reaches pandoc as two Tables that each carry the float's caption
+    (each in a Div): keep it under the last one only, so the draft prints it once. Tables are matched as
+    consecutive blocks (pandoc JSON: ``Table.c[1]`` is the caption, [short, blocks])."""
+    def table(b):
+        while b.get("t") == "Div" and len(b["c"][1]) == 1:
+            b = b["c"][1][0]
+        return b if b.get("t") == "Table" else None
+    for a, b in zip(blocks, blocks[1:]):
+        ta, tb = table(a), table(b)
+        if ta and tb and ta["c"][1][1] and ta["c"][1] == tb["c"][1]:
+            ta["c"][1] = [None, []]
+    return blocks
 
 
 def convert(paper: Path = PAPER) -> tuple[str, Draft]:
