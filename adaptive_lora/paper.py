@@ -1093,8 +1093,8 @@ def same_rate(a: float, b: float) -> bool:
 
 def replication_selection(exps: dict[str, list[dict]]) -> list[dict]:
     """``stats.lr_selection`` rows (seed 0) with a cell, of every replication, each with its replication's
-    ``letter``, name (``replication_name``) as ``replication``, and ``exp``: one pass that serves both the lr
-    table (arms run at two or more lrs, ``replication_lr_rows``) and the fixed-rate sentence (arms run at one)."""
+    ``letter``, name (``replication_name``) as ``replication``, and ``exp``: what both the lr table (arms run at
+    two or more lrs, ``replication_lr_rows``) and the fixed-rate sentence (arms run at one) read."""
     from .report import REPLICATIONS
     out = []
     for exp, label in REPLICATIONS[1:]:
@@ -1115,12 +1115,12 @@ def replication_fixed_lrs(exps: dict[str, list[dict]], part1: dict[str, float]) 
     split, seed 0), with where that lr comes from: "The arms not swept run at one rate: in A, ffn_heavy at 3e-3
     (part 1's); in C, attn_heavy and ffn_heavy at 3e-4 (uniform's)." "" when every arm was swept. ``part1``: part 1's
     selected lr per arm at MAIN_BUDGET ({strategy: lr})."""
-    from .report import REPLICATIONS
+    # D runs the prior study's one lr by design (its own sentence)
+    selection = [s for s in replication_selection(exps)
+                 if s["exp"] != "replication_prior" and s["budget"] == MAIN_BUDGET]
     out = []
-    for exp, label in REPLICATIONS[1:]:
-        if exp == "replication_prior":      # D runs the prior study's one lr by design (its own sentence)
-            continue
-        rows = [s for s in replication_selection({exp: exps.get(exp, [])}) if s["budget"] == MAIN_BUDGET]
+    for letter in dict.fromkeys(s["letter"] for s in selection):     # A-C in order
+        rows = [s for s in selection if s["letter"] == letter]
         uni = next((s["lr"] for s in rows if s["strategy"] == REFERENCE), None)
         fixed: dict[str, list[tuple[str, float]]] = {}     # {whose rate: [(arm, lr)]}
         for s in rows:
@@ -1135,7 +1135,7 @@ def replication_fixed_lrs(exps: dict[str, list[dict]], part1: dict[str, float]) 
                 return f"{join_words([n for n, _ in group])} at {fmt_lr(group[0][1])}"
             return join_words([f"{n} at {fmt_lr(lr)}" for n, lr in group])
         if fixed:
-            out.append(f"in {replication_parts(label)[0]}, " + ", ".join(
+            out.append(f"in {letter}, " + ", ".join(
                 arms(group) + (f" ({whose})" if whose else "") for whose, group in fixed.items()))
     return ("The arms not swept run at one rate: " + "; ".join(out) + ". Where such an arm's rate stands in another "
             "ratio to uniform's than in part~1 and its verdict changed, Section~\\ref{sec:protocol-v2} says so."
